@@ -188,6 +188,12 @@ impl DidUrl {
             Error::InvalidDid { reason, .. } => bad(reason),
             other => other,
         })?;
+        if before_frag[split..]
+            .bytes()
+            .any(|c| c.is_ascii_control() || c == b' ' || !c.is_ascii())
+        {
+            return Err(bad("invalid character in path or query"));
+        }
         if let Some(f) = fragment {
             if f.is_empty() {
                 return Err(bad("empty fragment"));
@@ -309,6 +315,8 @@ mod tests {
             "did:example:bob#k"
         );
         assert!(DidUrl::parse("did:example:bob#").is_err());
+        assert!(DidUrl::parse("did:example:bob/a b").is_err());
+        assert!(DidUrl::parse("did:example:bob?q=\u{1}").is_err());
         assert_eq!(
             DidUrl::parse("did:example:bob/path?q=1#f")
                 .unwrap()

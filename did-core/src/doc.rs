@@ -70,6 +70,15 @@ impl VerificationMethod {
             .to_owned();
         let implied = implied_kind(&type_);
         let (key, format) = if let Some(jwk) = obj.get("publicKeyJwk") {
+            if jwk.get("d").is_some() {
+                return Err(Error::doc(format!(
+                    "{id}: publicKeyJwk contains a private key"
+                )));
+            }
+            // RSA and other key types this crate does not decode: keep the method verbatim.
+            if !matches!(jwk.get("kty").and_then(Value::as_str), Some("OKP" | "EC")) {
+                return Ok(None);
+            }
             let jwk: Jwk = serde_json::from_value(jwk.clone())
                 .map_err(|e| Error::doc(format!("{id}: bad publicKeyJwk: {e}")))?;
             if jwk.d.is_some() {
@@ -163,7 +172,7 @@ pub struct DidCommEndpoint {
     pub uri: String,
     /// Accepted media types/profiles, e.g. `didcomm/v2`.
     pub accept: Vec<String>,
-    /// Keys (DID URLs) or DIDs to wrap Forward messages for, outermost last.
+    /// Keys (DID URLs) or DIDs to wrap Forward messages for; the first one's layer is outermost.
     pub routing_keys: Vec<String>,
 }
 
@@ -433,7 +442,7 @@ impl DidDocument {
                 clip(&vm.id)
             ))),
             Some(_) => Ok(()),
-            None if self.verification_method.len() >= MAX_ENTRIES => {
+            None if self.method_count() >= MAX_ENTRIES => {
                 Err(Error::doc("too many verification methods"))
             }
             None => {
@@ -441,6 +450,13 @@ impl DidDocument {
                 Ok(())
             }
         }
+    }
+
+    /// Decoded plus verbatim methods: `to_value` writes them all into one
+    /// `verificationMethod` list, so together they must stay within [`MAX_ENTRIES`]
+    /// for the document's own JSON to parse again.
+    fn method_count(&self) -> usize {
+        self.verification_method.len() + self.other_methods.len()
     }
 
     /// Keeps an undecodable method verbatim (with an absolute id) and returns its id.
@@ -453,7 +469,7 @@ impl DidDocument {
         let kid = DidUrl::resolve_ref(&self.id, raw)?.to_string();
         vm["id"] = kid.clone().into();
         if !self.other_methods.iter().any(|m| m["id"] == vm["id"]) {
-            if self.other_methods.len() >= MAX_ENTRIES {
+            if self.method_count() >= MAX_ENTRIES {
                 return Err(Error::doc("too many verification methods"));
             }
             self.other_methods.push(vm);

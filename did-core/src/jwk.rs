@@ -148,13 +148,23 @@ impl Jwk {
                         .ok_or_else(|| Error::key("EC JWK without `y`"))?,
                     "y",
                 )?;
-                if x.len() != y.len() {
-                    return Err(Error::key("EC JWK x and y differ in length"));
+                // RFC 7518 §6.2.1.2 wants full-size coordinates, but Authlib (so
+                // didcomm-python) drops leading zero bytes: left-pad, never truncate.
+                let size = match kind {
+                    KeyKind::P384 => 48,
+                    KeyKind::P521 => 66,
+                    _ => 32,
+                };
+                if x.len() > size || y.len() > size {
+                    return Err(Error::key(format!(
+                        "EC JWK coordinate longer than {size} bytes for {}",
+                        kind.crv()
+                    )));
                 }
-                let mut sec1 = Vec::with_capacity(1 + x.len() + y.len());
-                sec1.push(4);
-                sec1.extend_from_slice(&x);
-                sec1.extend_from_slice(&y);
+                let mut sec1 = vec![0u8; 1 + 2 * size];
+                sec1[0] = 4;
+                sec1[1 + size - x.len()..1 + size].copy_from_slice(&x);
+                sec1[1 + 2 * size - y.len()..].copy_from_slice(&y);
                 PublicKey::from_bytes(kind, &sec1)
             }
         }
@@ -259,6 +269,38 @@ mod tests {
             assert_eq!(jwk.kty, "EC");
             assert_eq!(jwk.secret_key().unwrap().public_key(), sk.public_key());
         }
+    }
+
+    #[test]
+    fn short_ec_coordinates_are_left_padded() {
+        // Authlib writes EC coordinates without leading zero bytes; e.g. a P-521
+        // coordinate below 2^512 takes 65 bytes instead of 66.
+        for kind in [KeyKind::P256, KeyKind::P521] {
+            let mut found = false;
+            for _ in 0..4000 {
+                let pk = SecretKey::generate(kind).public_key();
+                let full = Jwk::from_public(&pk);
+                let y = b64(full.y.as_deref().unwrap(), "y").unwrap();
+                if y[0] != 0 {
+                    continue;
+                }
+                let short = Jwk {
+                    y: Some(B64.encode(&y[1..])),
+                    ..full.clone()
+                };
+                assert_eq!(short.public_key().unwrap(), pk);
+                found = true;
+                break;
+            }
+            assert!(found, "no {kind:?} key with a leading zero in y");
+        }
+        let long = Jwk::from_public(&SecretKey::generate(KeyKind::P256).public_key());
+        let x = b64(&long.x, "x").unwrap();
+        let too_long = Jwk {
+            x: B64.encode([&[0u8][..], &x].concat()),
+            ..long
+        };
+        assert!(too_long.public_key().is_err());
     }
 
     fn hex(s: &str) -> Vec<u8> {

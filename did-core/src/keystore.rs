@@ -40,16 +40,21 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 impl Keystore {
-    /// Opens (creating if needed, mode 0700) the keystore at `dir`.
+    /// Opens the keystore at `dir`, creating it (mode 0700) if needed. The
+    /// `identities/` subdirectory that holds private keys is always kept at 0700;
+    /// an existing `dir` keeps its permissions.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Keystore> {
         let dir = dir.into();
+        let created = !dir.exists();
         let ids = dir.join("identities");
         fs::create_dir_all(&ids).map_err(io_err(&ids))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for d in [&dir, &ids] {
-                fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io_err(d))?;
+            let private = fs::Permissions::from_mode(0o700);
+            fs::set_permissions(&ids, private.clone()).map_err(io_err(&ids))?;
+            if created {
+                fs::set_permissions(&dir, private).map_err(io_err(&dir))?;
             }
         }
         Ok(Keystore { dir })
@@ -68,21 +73,29 @@ impl Keystore {
             .join(format!("{}-{hex}.json", did.method()))
     }
 
-    /// Writes `path` atomically with mode 0600.
+    /// Writes `path` atomically with mode 0600: a fresh temporary file in the same
+    /// directory, fsynced, renamed over `path`, then the directory fsynced.
     fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-        let tmp = path.with_extension("tmp");
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
         let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
         let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(data)
-            .and_then(|_| f.sync_all())
-            .map_err(io_err(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_err(path))
+        let written = f.write_all(data).and_then(|_| f.sync_all());
+        if let Err(e) = written.and_then(|_| fs::rename(&tmp, path)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(path)(e));
+        }
+        if let Some(parent) = path.parent() {
+            fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(parent))?;
+        }
+        Ok(())
     }
 
     /// Saves an identity (replacing one with the same DID).
@@ -129,6 +142,14 @@ impl Keystore {
             Some(v) => DidDocument::from_value(v)?,
             None => derived_document(&file.did)?,
         };
+        if doc.id != file.did {
+            return Err(Error::Keystore(format!(
+                "{}: the document is for {}, the file for {}",
+                path.display(),
+                doc.id,
+                file.did
+            )));
+        }
         let mut id = Identity::from_jwks(&doc, &file.keys)?;
         id.document = file.document.is_some().then_some(doc);
         Ok(id)

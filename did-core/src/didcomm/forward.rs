@@ -17,7 +17,7 @@ pub const FORWARD: &str = "https://didcomm.org/routing/2.0/forward";
 pub struct ServiceTarget {
     /// Transport URI to deliver the outermost envelope to.
     pub uri: String,
-    /// The routing keys wrapped for (outermost last), including an implied mediator DID.
+    /// The routing keys wrapped for (the first one's layer is outermost), starting with an implied mediator DID.
     pub routing_keys: Vec<String>,
 }
 

@@ -1,6 +1,7 @@
 //! DIDComm v2 plaintext messages and attachments.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -257,14 +258,57 @@ impl Message {
         Value::Object(m)
     }
 
-    /// Compact JSON text.
+    /// Compact JSON text: the same text as `to_value().to_string()`, written without
+    /// building (and cloning the body into) a `Value` first.
     pub fn to_json(&self) -> String {
-        self.to_value().to_string()
+        serde_json::to_string(&Wire(self)).unwrap_or_else(|_| self.to_value().to_string())
     }
 
     /// Whether `expires_time` has passed.
     pub fn is_expired(&self, now: u64) -> bool {
         self.expires_time.is_some_and(|t| t <= now)
+    }
+}
+
+/// Serializes a message borrowed, member for member as [`Message::to_value`] builds it.
+struct Wire<'a>(&'a Message);
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let m = self.0;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("id", &m.id)?;
+        // `to_value` lets an extra `typ` overwrite the media type in place.
+        match m.extra.get("typ") {
+            Some(typ) => map.serialize_entry("typ", typ)?,
+            None => map.serialize_entry("typ", PLAIN)?,
+        }
+        map.serialize_entry("type", &m.type_)?;
+        fn opt<M: SerializeMap, T: Serialize>(
+            map: &mut M,
+            k: &str,
+            v: &Option<T>,
+        ) -> std::result::Result<(), M::Error> {
+            match v {
+                Some(v) => map.serialize_entry(k, v),
+                None => Ok(()),
+            }
+        }
+        opt(&mut map, "from", &m.from)?;
+        opt(&mut map, "to", &m.to)?;
+        opt(&mut map, "thid", &m.thid)?;
+        opt(&mut map, "pthid", &m.pthid)?;
+        opt(&mut map, "created_time", &m.created_time)?;
+        opt(&mut map, "expires_time", &m.expires_time)?;
+        opt(&mut map, "attachments", &m.attachments)?;
+        opt(&mut map, "from_prior", &m.from_prior)?;
+        map.serialize_entry("body", &m.body)?;
+        for (k, v) in &m.extra {
+            if k != "typ" && !KNOWN.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -285,6 +329,22 @@ mod tests {
         assert_eq!(back["please_ack"], json!(["1"]));
         assert_eq!(back["typ"], PLAIN);
         assert_eq!(Message::from_value(back).unwrap(), m);
+    }
+
+    #[test]
+    fn to_json_is_the_text_of_to_value() {
+        let full = json!({"id": "1", "type": "t", "from": "did:ex:a", "to": ["did:ex:b"],
+            "thid": "t1", "pthid": "p1", "created_time": 1u64, "expires_time": 2u64,
+            "body": {"k": [1, "\u{2028}\"x"]}, "from_prior": "a.b.c", "please_ack": ["1"],
+            "attachments": [{"id": "a", "data": {"json": {"x": 1}, "links": ["l"]}}]});
+        let mut odd = Message::from_value(json!({"id": "2", "type": "t"})).unwrap();
+        odd.extra.insert("typ".into(), "x/y".into());
+        odd.extra.insert("body".into(), json!("shadowed"));
+        odd.extra.insert("zz".into(), json!(null));
+        let m = Message::from_value(full).unwrap();
+        for msg in [m, odd, Message::new("t", json!({}))] {
+            assert_eq!(msg.to_json(), msg.to_value().to_string());
+        }
     }
 
     #[test]

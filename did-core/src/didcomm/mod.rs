@@ -7,6 +7,7 @@ pub mod message;
 pub mod oob;
 pub mod pack;
 pub mod unpack;
+mod wire;
 
 pub use forward::{parse_forward, Forward, ServiceTarget, FORWARD};
 pub use message::{Attachment, AttachmentData, Message};

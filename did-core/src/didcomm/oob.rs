@@ -115,16 +115,13 @@ fn percent_decode(s: &str) -> Result<String> {
             b'%' => {
                 let hex = b
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| Error::malformed("bad %-escape in URL"))?;
                 out.push(byte);
                 i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
             }
             c => {
                 out.push(c);

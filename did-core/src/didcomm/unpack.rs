@@ -11,7 +11,9 @@ use crate::jose::jws::ParsedJws;
 use crate::resolver::DidResolver;
 use crate::secrets::SecretStore;
 
+use super::from_prior;
 use super::message::Message;
+use super::wire::{read_layer, Read};
 
 /// Default largest envelope accepted, in bytes.
 pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -38,7 +40,7 @@ impl Default for UnpackOptions {
 pub struct UnpackMetadata {
     /// Some layer was encrypted.
     pub encrypted: bool,
-    /// The sender was authenticated by authcrypt.
+    /// The sender was authenticated (by authcrypt or by a signature).
     pub authenticated: bool,
     /// The message was signed (non-repudiable).
     pub non_repudiation: bool,
@@ -49,7 +51,7 @@ pub struct UnpackMetadata {
     /// The authcrypt sender key id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encrypted_from_kid: Option<String>,
-    /// The recipient key ids we decrypted with (outermost layer first).
+    /// The recipient key ids of ours that the envelope layers were addressed to (each once).
     pub encrypted_to_kids: Vec<String>,
     /// The signer key id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,11 +74,15 @@ pub struct UnpackMetadata {
     /// Key id that signed a `from_prior` rotation JWT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_prior_issuer_kid: Option<String>,
+    /// The verified `from_prior` rotation (old DID `iss` → new DID `sub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_prior: Option<super::from_prior::FromPrior>,
 }
 
 /// Unpacks `packed` (JSON text): decrypts with our keys, verifies signatures against
-/// the signer's `authentication` keys and the authcrypt sender's `keyAgreement` key,
-/// and checks that the plaintext `from` is the DID that authenticated it.
+/// the signers' `authentication` keys and the authcrypt sender's `keyAgreement` key,
+/// checks that the plaintext `from` is the DID that authenticated it, that an encrypted
+/// message's `to` (when present) names us, and verifies a `from_prior` rotation.
 pub async fn unpack(
     packed: &str,
     resolver: &dyn DidResolver,
@@ -89,92 +95,147 @@ pub async fn unpack(
             limit: opts.max_bytes,
         });
     }
-    let mut v: Value =
-        serde_json::from_str(packed).map_err(|e| Error::malformed(format!("not JSON: {e}")))?;
+    let mut next = read_layer(packed.as_bytes(), "not JSON")?;
     let mut meta = UnpackMetadata::default();
-    let mut layers = 0;
-    loop {
-        layers += 1;
-        if layers > MAX_LAYERS {
-            return Err(Error::malformed(format!(
-                "more than {MAX_LAYERS} nested envelopes"
-            )));
-        }
-        if v.get("ciphertext").is_some() {
-            if meta.non_repudiation {
-                return Err(Error::malformed(
-                    "an encrypted envelope inside a signed one",
-                ));
-            }
-            v = decrypt_layer(v, layers == 1, &mut meta, resolver, secrets).await?;
-        } else if v.get("payload").is_some() {
-            if meta.non_repudiation {
-                return Err(Error::malformed("a signed envelope inside a signed one"));
-            }
-            meta.signed_message = Some(v.to_string());
-            let jws = ParsedJws::parse(v)?;
-            let first = &jws.signatures[0];
-            for sig in &jws.signatures {
-                let url = DidUrl::parse(&sig.kid)?;
-                let doc = resolver.resolve(url.did()).await?;
-                let vm = doc
-                    .method(&sig.kid)
-                    .ok_or_else(|| Error::KeyNotFound(clip(&sig.kid)))?;
-                if !doc.has(Relationship::Authentication, &sig.kid) {
-                    return Err(Error::Protocol(format!(
-                        "{} signs but is not an authentication key",
-                        clip(&sig.kid)
-                    )));
+    for layer in 1..=MAX_LAYERS {
+        let v = match next {
+            Read::Jwe(jwe) => {
+                if meta.non_repudiation {
+                    return Err(Error::malformed(
+                        "an encrypted envelope inside a signed one",
+                    ));
                 }
-                sig.verify(&vm.key)?;
+                let jwe = ParsedJwe::from_jwe(jwe)?;
+                next = decrypt_layer(jwe, layer == 1, &mut meta, resolver, secrets).await?;
+                continue;
             }
-            meta.non_repudiation = true;
-            meta.sign_from = Some(first.kid.clone());
-            meta.sign_alg = Some(first.alg.clone());
-            v = parse_json(&jws.payload)?;
+            Read::Json(v) => v,
+        };
+        match Layer::of(&v) {
+            Layer::Encrypted => {
+                if meta.non_repudiation {
+                    return Err(Error::malformed(
+                        "an encrypted envelope inside a signed one",
+                    ));
+                }
+                let jwe = ParsedJwe::parse(v)?;
+                next = decrypt_layer(jwe, layer == 1, &mut meta, resolver, secrets).await?;
+            }
+            Layer::Signed => {
+                if meta.non_repudiation {
+                    return Err(Error::malformed("a signed envelope inside a signed one"));
+                }
+                next = verify_layer(v, &mut meta, resolver).await?;
+            }
+            Layer::Plain => {
+                let msg = Message::from_value(v)?;
+                check_sender(&msg, &mut meta)?;
+                check_recipient(&msg, &meta)?;
+                if let Some(jwt) = &msg.from_prior {
+                    let (claims, kid) =
+                        from_prior::verify(jwt, msg.from.as_deref(), resolver).await?;
+                    meta.from_prior_issuer_kid = Some(kid);
+                    meta.from_prior = Some(claims);
+                }
+                return Ok((msg, meta));
+            }
+        }
+    }
+    Err(Error::malformed(format!(
+        "more than {MAX_LAYERS} nested envelopes"
+    )))
+}
+
+/// What kind of envelope a JSON value is, by its shape.
+enum Layer {
+    Encrypted,
+    Signed,
+    Plain,
+}
+
+impl Layer {
+    fn of(v: &Value) -> Layer {
+        let has = |k: &str| v.get(k).is_some();
+        if has("ciphertext") && has("protected") {
+            Layer::Encrypted
+        } else if has("payload") && (has("signatures") || has("signature")) && !has("type") {
+            Layer::Signed
         } else {
-            let msg = Message::from_value(v)?;
-            check_sender(&msg, &mut meta)?;
-            return Ok((msg, meta));
+            Layer::Plain
         }
     }
 }
 
-async fn decrypt_layer(
+async fn verify_layer(
     v: Value,
+    meta: &mut UnpackMetadata,
+    resolver: &dyn DidResolver,
+) -> Result<Read> {
+    meta.signed_message =
+        Some(serde_json::to_string(&v).map_err(|e| Error::malformed(format!("JWS: {e}")))?);
+    let jws = ParsedJws::parse(v)?;
+    let mut signer_did: Option<String> = None;
+    for sig in &jws.signatures {
+        let url = DidUrl::parse(&sig.kid)?;
+        match &signer_did {
+            Some(d) if d != url.did().as_str() => {
+                return Err(Error::Protocol(
+                    "signatures by different DIDs on one message".into(),
+                ))
+            }
+            _ => signer_did = Some(url.did().to_string()),
+        }
+        let doc = resolver.resolve(url.did()).await?;
+        let vm = doc
+            .method(&sig.kid)
+            .ok_or_else(|| Error::KeyNotFound(clip(&sig.kid)))?;
+        if !doc.has(Relationship::Authentication, &sig.kid) {
+            return Err(Error::Protocol(format!(
+                "{} signs but is not an authentication key",
+                clip(&sig.kid)
+            )));
+        }
+        sig.verify(&vm.key)?;
+    }
+    let first = &jws.signatures[0];
+    meta.non_repudiation = true;
+    meta.authenticated = true;
+    meta.sign_from = Some(first.kid.clone());
+    meta.sign_alg = Some(first.alg.clone());
+    read_layer(&jws.payload, INNER)
+}
+
+async fn decrypt_layer(
+    jwe: ParsedJwe,
     outermost: bool,
     meta: &mut UnpackMetadata,
     resolver: &dyn DidResolver,
     secrets: &dyn SecretStore,
-) -> Result<Value> {
-    let jwe = ParsedJwe::parse(v)?;
-    let ours: Vec<&str> = jwe
+) -> Result<Read> {
+    let ours: Vec<(&str, _)> = jwe
         .recipient_kids()
-        .filter(|k| secrets.secret(k).is_some())
+        .filter_map(|k| secrets.secret(k).map(|s| (k, s)))
         .collect();
-    let Some(kid) = ours.first().copied() else {
+    if ours.is_empty() {
         let all: Vec<&str> = jwe.recipient_kids().collect();
         return Err(Error::NotForUs(clip(&all.join(", "))));
-    };
-    let key = secrets
-        .secret(kid)
-        .ok_or_else(|| Error::SecretNotFound(clip(kid)))?;
+    }
     let alg = format!("{}/{}", jwe.alg.name(), jwe.enc.name());
-    let plain = match jwe.alg {
+    let sender = match jwe.alg {
         KeyAlg::EcdhEsA256kw => {
-            if meta.authenticated {
+            if meta.encrypted_from_kid.is_some() {
                 return Err(Error::malformed(
                     "an anoncrypt envelope inside an authcrypt one",
                 ));
             }
             if outermost {
                 meta.anonymous_sender = true;
-                meta.enc_alg_anon = Some(alg);
+                meta.enc_alg_anon = Some(alg.clone());
             }
-            jwe.decrypt(kid, key, None)?
+            None
         }
         KeyAlg::Ecdh1puA256kw => {
-            if meta.authenticated {
+            if meta.encrypted_from_kid.is_some() {
                 return Err(Error::malformed("two authcrypt layers"));
             }
             let skid = jwe
@@ -191,24 +252,35 @@ async fn decrypt_layer(
                     clip(&skid)
                 )));
             }
-            let plain = jwe.decrypt(kid, key, Some(&vm.key))?;
-            meta.sender_protected = meta.encrypted;
-            meta.authenticated = true;
-            meta.encrypted_from_kid = Some(skid);
-            meta.enc_alg_auth = Some(alg);
-            plain
+            Some((skid, vm.key.clone()))
         }
     };
+    // Any of our keys may be the one the envelope was really made for.
+    let mut result = Err(Error::DecryptionFailed);
+    for (kid, key) in &ours {
+        result = jwe.decrypt(kid, key, sender.as_ref().map(|(_, k)| k));
+        if result.is_ok() {
+            break;
+        }
+    }
+    let plain = result?;
+    if let Some((skid, _)) = sender {
+        meta.sender_protected = meta.encrypted;
+        meta.authenticated = true;
+        meta.encrypted_from_kid = Some(skid);
+        meta.enc_alg_auth = Some(alg);
+    }
     meta.encrypted = true;
-    meta.encrypted_to_kids
-        .extend(ours.iter().map(|k| (*k).to_owned()));
-    parse_json(&plain)
+    for (k, _) in ours {
+        if !meta.encrypted_to_kids.iter().any(|have| have == k) {
+            meta.encrypted_to_kids.push(k.to_owned());
+        }
+    }
+    read_layer(&plain, INNER)
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::malformed(format!("inner envelope is not JSON: {e}")))
-}
+/// Error prefix for a decrypted or signed payload that is not JSON.
+const INNER: &str = "inner envelope is not JSON";
 
 /// The plaintext `from` must be the DID behind the authcrypt sender key and the signer.
 fn check_sender(msg: &Message, meta: &mut UnpackMetadata) -> Result<()> {
@@ -238,4 +310,24 @@ fn check_sender(msg: &Message, meta: &mut UnpackMetadata) -> Result<()> {
         meta.sender = Some(did);
     }
     Ok(())
+}
+
+/// An encrypted message that lists recipients in `to` must list one of the DIDs it was
+/// decrypted for (otherwise it was replayed or misrouted to us).
+fn check_recipient(msg: &Message, meta: &UnpackMetadata) -> Result<()> {
+    let (Some(to), false) = (&msg.to, meta.encrypted_to_kids.is_empty()) else {
+        return Ok(());
+    };
+    let ours = meta
+        .encrypted_to_kids
+        .iter()
+        .filter_map(|k| DidUrl::parse(k).ok());
+    for url in ours {
+        if to.iter().any(|t| t == url.did().as_str()) {
+            return Ok(());
+        }
+    }
+    Err(Error::Protocol(
+        "the message's `to` does not name the DID it was encrypted for".into(),
+    ))
 }

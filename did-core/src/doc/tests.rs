@@ -113,3 +113,25 @@ fn duplicate_ids_with_different_keys_rejected() {
         "keyAgreement": [{"id": "#k", "type": "Multikey", "publicKeyMultibase": "z6LSeu9HkTHSfLLeUs2nnzUSNedgDUevfNQgQjQC23ZCit6F"}]}"##;
     assert!(DidDocument::from_json(doc).is_err());
 }
+
+/// Found by fuzz/did_document: 256 undecodable methods plus one embedded in a
+/// relationship were accepted, but `to_value` wrote all 257 into `verificationMethod`,
+/// which `from_value` then refused. The limit now counts both kinds of method.
+#[test]
+fn method_limit_counts_verbatim_methods_too() {
+    let others: Vec<Value> = (0..MAX_ENTRIES)
+        .map(|i| json!({"id": format!("#o{i}"), "type": "X"}))
+        .collect();
+    let embedded = json!({"id": "#k", "type": "Multikey",
+        "publicKeyMultibase": "z6LSbysY2xFMRpGMhb7tFTLMpeuPRaqaWM1yECx2AtzE3KCc"});
+    let too_many = json!({"id": "did:example:a", "verificationMethod": others,
+        "authentication": [embedded]});
+    assert!(DidDocument::from_value(&too_many).is_err());
+
+    let mut others = others;
+    others.pop();
+    let at_limit = json!({"id": "did:example:a", "verificationMethod": others,
+        "authentication": [embedded]});
+    let doc = DidDocument::from_value(&at_limit).unwrap();
+    assert_eq!(DidDocument::from_value(&doc.to_value()).unwrap(), doc);
+}

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::content::ContentEnc;
-use super::{b64d, b64e, kdf, to_json_vec};
+use super::{b64d, b64e, kdf, to_json_vec, zs_cache};
 use crate::error::{clip, Error, Result};
 use crate::jwk::Jwk;
 use crate::keys::{PublicKey, SecretKey};
@@ -79,6 +79,9 @@ pub struct RecipientHeader {
 /// The protected header fields DIDComm uses.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProtectedHeader {
+    /// Critical extensions; none are understood, so any makes the envelope unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<Value>,
     /// Media type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typ: Option<String>,
@@ -168,6 +171,7 @@ pub fn encrypt(
     let kids: Vec<&str> = recipients.iter().map(|(kid, _)| *kid).collect();
     let apv = apv_for(&kids);
     let header = ProtectedHeader {
+        crit: None,
         typ: Some(typ.to_owned()),
         cty: None,
         alg: alg.name().to_owned(),
@@ -202,7 +206,7 @@ pub fn encrypt(
     })
 }
 
-/// `Ze` (ephemeral) followed, for 1PU, by `Zs` (static sender).
+/// `Ze` (ephemeral) followed, for 1PU, by `Zs` (static sender; from [`zs_cache`]).
 fn shared_secret(
     eph_or_recipient: &SecretKey,
     static_sender: Option<&SecretKey>,
@@ -210,7 +214,7 @@ fn shared_secret(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let mut z = eph_or_recipient.ecdh(other)?;
     if let Some(s) = static_sender {
-        z.extend_from_slice(&s.ecdh(other)?);
+        z.extend_from_slice(&zs_cache::static_z(s, other)?);
     }
     Ok(z)
 }
@@ -229,6 +233,10 @@ pub struct ParsedJwe {
     epk: PublicKey,
     apu: Vec<u8>,
     apv: Vec<u8>,
+    /// Decoded `iv`, `tag` and `ciphertext` (decoded once, by `parse`).
+    iv: Vec<u8>,
+    tag: Vec<u8>,
+    ciphertext: Vec<u8>,
 }
 
 impl ParsedJwe {
@@ -236,6 +244,11 @@ impl ParsedJwe {
     pub fn parse(v: Value) -> Result<ParsedJwe> {
         let jwe: Jwe = serde_json::from_value(v)
             .map_err(|e| Error::malformed(format!("not a DIDComm JWE: {e}")))?;
+        ParsedJwe::from_jwe(jwe)
+    }
+
+    /// [`ParsedJwe::parse`] of an already deserialized envelope.
+    pub(crate) fn from_jwe(jwe: Jwe) -> Result<ParsedJwe> {
         if jwe.recipients.is_empty() || jwe.recipients.len() > MAX_RECIPIENTS {
             return Err(Error::malformed(format!(
                 "JWE has {} recipients",
@@ -245,6 +258,14 @@ impl ParsedJwe {
         let header_bytes = b64d(&jwe.protected, "protected")?;
         let header: ProtectedHeader = serde_json::from_slice(&header_bytes)
             .map_err(|e| Error::malformed(format!("JWE protected header: {e}")))?;
+        if header.crit.is_some() {
+            return Err(Error::UnsupportedAlgorithm(
+                "JWE critical header extensions (`crit`)".into(),
+            ));
+        }
+        if header.apv.is_none() {
+            return Err(Error::malformed("JWE without `apv` (DIDComm requires it)"));
+        }
         let alg = KeyAlg::from_name(&header.alg)?;
         let enc = ContentEnc::from_name(&header.enc)?;
         if alg == KeyAlg::Ecdh1puA256kw && enc != ContentEnc::A256CbcHs512 {
@@ -290,9 +311,9 @@ impl ParsedJwe {
                 "`apv` does not match the recipients' key ids".into(),
             ));
         }
-        for field in [&jwe.iv, &jwe.tag, &jwe.ciphertext] {
-            b64d(field, "iv/tag/ciphertext")?;
-        }
+        let iv = b64d(&jwe.iv, "iv/tag/ciphertext")?;
+        let tag = b64d(&jwe.tag, "iv/tag/ciphertext")?;
+        let ciphertext = b64d(&jwe.ciphertext, "iv/tag/ciphertext")?;
         Ok(ParsedJwe {
             jwe,
             header,
@@ -301,6 +322,9 @@ impl ParsedJwe {
             epk,
             apu,
             apv,
+            iv,
+            tag,
+            ciphertext,
         })
     }
 
@@ -328,7 +352,7 @@ impl ParsedJwe {
     }
 
     /// Decrypts as recipient `kid` with `key`; `sender` is the sender's static
-    /// public key and is required for authcrypt.
+    /// public key and is required for authcrypt (its `Zs` comes from the `zs_cache`).
     pub fn decrypt(
         &self,
         kid: &str,
@@ -350,21 +374,23 @@ impl ParsedJwe {
             (KeyAlg::EcdhEsA256kw, _) => key.ecdh(&self.epk)?,
             (KeyAlg::Ecdh1puA256kw, Some(s)) => {
                 let mut z = key.ecdh(&self.epk)?;
-                z.extend_from_slice(&key.ecdh(s)?);
+                z.extend_from_slice(&zs_cache::static_z(key, s)?);
                 z
             }
             (KeyAlg::Ecdh1puA256kw, None) => {
                 return Err(Error::Protocol("authcrypt needs the sender's key".into()))
             }
         };
-        let tag = b64d(&self.jwe.tag, "tag")?;
-        let cctag = (self.alg == KeyAlg::Ecdh1puA256kw).then_some(tag.as_slice());
+        let cctag = (self.alg == KeyAlg::Ecdh1puA256kw).then_some(self.tag.as_slice());
         let kek = kdf::concat_kdf(&z, self.alg.name(), &self.apu, &self.apv, cctag);
         let cek = kdf::unwrap(&kek, &b64d(&r.encrypted_key, "encrypted_key")?)?;
-        let iv = b64d(&self.jwe.iv, "iv")?;
-        let ct = b64d(&self.jwe.ciphertext, "ciphertext")?;
-        self.enc
-            .decrypt(&cek, self.jwe.protected.as_bytes(), &iv, &ct, &tag)
+        self.enc.decrypt(
+            &cek,
+            self.jwe.protected.as_bytes(),
+            &self.iv,
+            &self.ciphertext,
+            &self.tag,
+        )
     }
 }
 

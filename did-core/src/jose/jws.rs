@@ -40,6 +40,8 @@ struct Protected {
     kid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     crv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crit: Option<Value>,
 }
 
 /// Signs `payload` with `key`, naming it `kid` in the unprotected header.
@@ -50,6 +52,7 @@ pub fn sign(payload: &[u8], typ: &str, kid: &str, key: &SecretKey) -> Result<Jws
         alg: alg.to_owned(),
         kid: None,
         crv: None,
+        crit: None,
     };
     let protected = b64e(to_json_vec(&protected)?);
     let payload = b64e(payload);
@@ -132,6 +135,11 @@ impl ParsedJws {
         for s in &jws.signatures {
             let p: Protected = serde_json::from_slice(&b64d(&s.protected, "protected")?)
                 .map_err(|e| Error::malformed(format!("JWS protected header: {e}")))?;
+            if p.crit.is_some() {
+                return Err(Error::UnsupportedAlgorithm(
+                    "JWS critical header extensions (`crit`)".into(),
+                ));
+            }
             let unprotected_kid = s
                 .header
                 .as_ref()

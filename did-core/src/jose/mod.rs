@@ -5,6 +5,7 @@ pub mod content;
 pub mod jwe;
 pub mod jws;
 pub mod kdf;
+pub(crate) mod zs_cache;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

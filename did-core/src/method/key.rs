@@ -19,7 +19,14 @@ pub fn resolve(did: &Did) -> Result<DidDocument> {
     if did.method() != "key" {
         return Err(Error::UnsupportedMethod(did.method().to_owned()));
     }
-    document_for(did, did.method_specific_id())
+    let mb = did.method_specific_id();
+    if !mb.starts_with('z') {
+        return Err(Error::Resolution {
+            did: did.to_string(),
+            reason: "did:key must be base58btc multibase (start with `z`)".into(),
+        });
+    }
+    document_for(did, mb)
 }
 
 /// The did:key document for the multibase key `mb`, with ids under `did`

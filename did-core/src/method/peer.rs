@@ -152,7 +152,8 @@ pub fn peer3(did: &Did) -> Result<Did> {
     ))
 }
 
-/// Expands the did:peer:2 service abbreviations recursively.
+/// Expands the did:peer:2 service abbreviations recursively; `dm` is expanded only
+/// as a `type` value.
 fn expand(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -165,12 +166,17 @@ fn expand(v: Value) -> Value {
                         "a" => "accept".to_owned(),
                         _ => k,
                     };
-                    (k, expand(v))
+                    let v = match (k.as_str(), v) {
+                        ("type", Value::String(t)) if t == "dm" => {
+                            Value::String("DIDCommMessaging".into())
+                        }
+                        (_, v) => expand(v),
+                    };
+                    (k, v)
                 })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(expand).collect()),
-        Value::String(s) if s == "dm" => Value::String("DIDCommMessaging".into()),
         other => other,
     }
 }

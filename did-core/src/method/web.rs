@@ -71,7 +71,13 @@ fn is_loopback(host: &str) -> bool {
 /// Fetches and checks a did:web document (its `id` must be the DID).
 pub async fn resolve(did: &Did, http: &dyn HttpFetch) -> Result<DidDocument> {
     let url = document_url(did)?;
-    let body = http.get(&url, MAX_DOC_BYTES).await?;
+    let body = http.get(&url, MAX_DOC_BYTES).await.map_err(|e| match e {
+        Error::Resolution { reason, .. } => Error::Resolution {
+            did: did.to_string(),
+            reason,
+        },
+        other => other,
+    })?;
     let text = std::str::from_utf8(&body).map_err(|_| Error::Resolution {
         did: did.to_string(),
         reason: format!("{url} is not UTF-8"),

@@ -24,6 +24,11 @@ What this file adds is glue the library does not ship:
 * Secrets are private JWKs with an absolute ``kid``.  For an Ed25519 secret
   whose kid is ``did:key:z6Mk..#z6Mk..`` the matching X25519 secret
   ``did:key:z6Mk..#z6LS..`` is derived automatically if not given.
+
+Importable: ``import didcomm_oracle`` gives other scripts in this directory
+(e.g. ``mediator_client.py``) the same glue (``OracleDIDResolver``,
+``normalize_doc``, ``build_secrets``, ``multikey_encode``, ...) with no side
+effect on their stdout; the line protocol only runs under ``__main__``.
 """
 
 from __future__ import annotations
@@ -43,8 +48,11 @@ import warnings
 warnings.simplefilter("ignore")
 
 # Keep the protocol channel clean: anything a library prints goes to stderr.
+# Only when run as the oracle: importing this file as a module (for its glue:
+# resolver, DID-doc normalisation, secrets) leaves the importer's stdout alone.
 _PROTO_OUT = sys.stdout
-sys.stdout = sys.stderr
+if __name__ == "__main__":
+    sys.stdout = sys.stderr
 
 try:  # Authlib forces its deprecation warnings to "always"; undo that.
     import authlib.deprecate as _authlib_deprecate  # noqa: E402

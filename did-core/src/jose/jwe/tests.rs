@@ -139,3 +139,89 @@ fn mixed_curves_refused() {
     let (_, p) = keypair(KeyKind::P256);
     assert!(encrypt(b"", "t", ContentEnc::A256Gcm, None, &[("a", &x), ("b", &p)]).is_err());
 }
+
+/// The `Zs` cache is transparent: the second envelope for the same pair is packed (and
+/// unpacked) with cached `Zs` values, and both decrypt through `ParsedJwe::decrypt` and
+/// with a KEK derived from freshly computed ECDH results.
+#[test]
+fn authcrypt_with_zs_cache_equals_without() {
+    let (a, ap) = keypair(KeyKind::X25519);
+    let (b, bp) = keypair(KeyKind::X25519);
+    for _ in 0..2 {
+        let sender = Sender {
+            kid: "did:ex:a#x",
+            key: &a,
+        };
+        let jwe = encrypt(
+            b"same pair",
+            "t",
+            ContentEnc::A256CbcHs512,
+            Some(sender),
+            &[("did:ex:b#x", &bp)],
+        )
+        .unwrap();
+        let p = ParsedJwe::parse(serde_json::to_value(&jwe).unwrap()).unwrap();
+        assert_eq!(
+            *p.decrypt("did:ex:b#x", &b, Some(&ap)).unwrap(),
+            b"same pair"
+        );
+        let mut z = b.ecdh(&p.epk).unwrap();
+        z.extend_from_slice(&b.ecdh(&ap).unwrap());
+        let kek = kdf::concat_kdf(&z, p.alg.name(), &p.apu, &p.apv, Some(&p.tag));
+        let ek = b64d(&jwe.recipients[0].encrypted_key, "ek").unwrap();
+        let cek = kdf::unwrap(&kek, &ek).unwrap();
+        let aad = jwe.protected.as_bytes();
+        let pt = p
+            .enc
+            .decrypt(&cek, aad, &p.iv, &p.ciphertext, &p.tag)
+            .unwrap();
+        assert_eq!(*pt, b"same pair");
+    }
+    assert_eq!(*zs_cache::static_z(&a, &bp).unwrap(), *a.ecdh(&bp).unwrap());
+    assert_eq!(*zs_cache::static_z(&b, &ap).unwrap(), *b.ecdh(&ap).unwrap());
+}
+
+/// The cache is keyed by key material, not key ids: a rotated key under the same kid
+/// (sender or recipient side) never reuses the old key's `Zs`.
+#[test]
+fn same_kid_different_keys_never_share_zs() {
+    let (b, bp) = keypair(KeyKind::X25519);
+    let (a1, a1p) = keypair(KeyKind::X25519);
+    let (a2, a2p) = keypair(KeyKind::X25519);
+    let pack = |key: &SecretKey, to: &PublicKey| {
+        let sender = Sender {
+            kid: "did:ex:a#same",
+            key,
+        };
+        let jwe = encrypt(
+            b"m",
+            "t",
+            ContentEnc::A256CbcHs512,
+            Some(sender),
+            &[("did:ex:b#same", to)],
+        )
+        .unwrap();
+        ParsedJwe::parse(serde_json::to_value(&jwe).unwrap()).unwrap()
+    };
+    for _ in 0..2 {
+        let (p1, p2) = (pack(&a1, &bp), pack(&a2, &bp));
+        assert!(p1.decrypt("did:ex:b#same", &b, Some(&a1p)).is_ok());
+        assert!(p2.decrypt("did:ex:b#same", &b, Some(&a2p)).is_ok());
+        assert!(matches!(
+            p2.decrypt("did:ex:b#same", &b, Some(&a1p)),
+            Err(Error::DecryptionFailed)
+        ));
+        assert!(matches!(
+            p1.decrypt("did:ex:b#same", &b, Some(&a2p)),
+            Err(Error::DecryptionFailed)
+        ));
+    }
+    // Recipient side: another recipient key under the same kid cannot decrypt.
+    let (b2, b2p) = keypair(KeyKind::X25519);
+    let p = pack(&a1, &b2p);
+    assert!(p.decrypt("did:ex:b#same", &b2, Some(&a1p)).is_ok());
+    assert!(matches!(
+        p.decrypt("did:ex:b#same", &b, Some(&a1p)),
+        Err(Error::DecryptionFailed)
+    ));
+}

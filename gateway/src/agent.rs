@@ -1,0 +1,416 @@
+//! The party agent: `init` (mediation + a routed did:peer:2), sending messages, and
+//! picking up the inbox (once over HTTP, or live over a WebSocket with reconnects).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use did_core::didcomm::{self, ServiceTarget, UnpackMetadata, UnpackOptions};
+use did_core::didcomm::{message::Message, PackOptions};
+use did_core::{Did, DidCommEndpoint, Identity, KeyRing, Keystore, Resolver};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::link::{backoff, deliveries, pickup, Link, MediatorInfo};
+use crate::transport::Transport;
+
+/// Basic Message 2.0.
+pub const BASIC_MESSAGE: &str = "https://didcomm.org/basicmessage/2.0/message";
+/// Name of the agent state file in the home directory.
+pub const AGENT_FILE: &str = "agent.json";
+
+/// What `init` leaves in `<home>/agent.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentFile {
+    /// The mediator.
+    pub mediator: MediatorInfo,
+    /// The DID holding the mediation grant.
+    pub client: Did,
+    /// The party's public DID (a did:peer:2 routed through the mediator).
+    pub party: Did,
+}
+
+/// An initialised party agent.
+pub struct Agent {
+    /// State directory.
+    pub home: PathBuf,
+    /// Saved agent state.
+    pub file: AgentFile,
+    keys: KeyRing,
+    resolver: Resolver,
+    transport: Transport,
+}
+
+/// One message taken from the inbox.
+#[derive(Debug)]
+pub struct Incoming {
+    /// Queue id at the mediator.
+    pub id: String,
+    /// The unpacked message, or why it could not be unpacked.
+    pub result: std::result::Result<(Message, UnpackMetadata), did_core::Error>,
+}
+
+impl Agent {
+    /// Requests mediation from the mediator named by `reference` (base URL, invitation
+    /// URL or DID), creates (or reuses) the party's identity routed through it, registers
+    /// it, and saves the state. Idempotent for the same mediator.
+    pub async fn init(home: &Path, reference: &str) -> Result<Agent> {
+        let ks = Keystore::open(home)?;
+        let transport = Transport::new()?;
+        let resolver = Resolver::with_http()?;
+        let mediator = MediatorInfo::discover(reference, &transport, &resolver).await?;
+        let previous = read_file(home)
+            .ok()
+            .filter(|f| f.mediator.did == mediator.did);
+        let client = match &previous {
+            Some(f) => ks.load(&f.client)?,
+            None => match ks.default_identity() {
+                Ok(id) => id,
+                Err(_) => {
+                    let id = Identity::generate_key();
+                    ks.save(&id)?;
+                    id
+                }
+            },
+        };
+        let mut keys = KeyRing::new();
+        keys.add_identity(&client);
+        let link = Link {
+            mediator: &mediator,
+            client: &client.did,
+            keys: &keys,
+            resolver: &resolver,
+            transport: &transport,
+        };
+        let routing = link.mediate().await?;
+        let party = match previous.as_ref().and_then(|f| ks.load(&f.party).ok()) {
+            Some(p) => p,
+            None => {
+                // The mediator's endpoint with the routing DID's key as routing key: the
+                // one-hop Forward shape every DIDComm implementation produces.
+                let routing_did = Did::parse(&routing[0])?;
+                let rdoc = did_core::DidResolver::resolve(&resolver, &routing_did).await?;
+                let routing_key = rdoc
+                    .methods(did_core::Relationship::KeyAgreement)
+                    .next()
+                    .map(|vm| vm.id.clone())
+                    .ok_or_else(|| {
+                        Error::Protocol(format!(
+                            "routing DID {} has no key-agreement key",
+                            routing_did.fmt_short()
+                        ))
+                    })?;
+                let uri = mediator
+                    .http
+                    .clone()
+                    .or_else(|| mediator.ws.clone())
+                    .unwrap_or_default();
+                let ep = DidCommEndpoint {
+                    uri,
+                    accept: vec!["didcomm/v2".into()],
+                    routing_keys: vec![routing_key],
+                };
+                let p = Identity::generate_peer(&[ep])?;
+                ks.save(&p)?;
+                p
+            }
+        };
+        let results = link.update_recipients(&[party.did.as_str()], true).await?;
+        match results.first().map(|(_, r)| r.as_str()) {
+            Some("success" | "no_change") => {}
+            other => {
+                return Err(Error::Refused {
+                    who: mediator.did.fmt_short(),
+                    code: other.unwrap_or("none").into(),
+                    comment: "the mediator did not register the party DID".into(),
+                })
+            }
+        }
+        ks.set_default(&party.did)?;
+        let file = AgentFile {
+            mediator,
+            client: client.did.clone(),
+            party: party.did.clone(),
+        };
+        write_file(home, &file)?;
+        keys.add_identity(&party);
+        Ok(Agent {
+            home: home.to_path_buf(),
+            file,
+            keys,
+            resolver,
+            transport,
+        })
+    }
+
+    /// Loads an agent set up by [`Agent::init`].
+    pub fn load(home: &Path) -> Result<Agent> {
+        let file = read_file(home)?;
+        let ks = Keystore::open(home)?;
+        let mut keys = KeyRing::new();
+        for did in [&file.client, &file.party] {
+            keys.add_identity(&ks.load(did)?);
+        }
+        Ok(Agent {
+            home: home.to_path_buf(),
+            file,
+            keys,
+            resolver: Resolver::with_http()?,
+            transport: Transport::new()?,
+        })
+    }
+
+    /// The link to the mediator.
+    pub fn link(&self) -> Link<'_> {
+        Link {
+            mediator: &self.file.mediator,
+            client: &self.file.client,
+            keys: &self.keys,
+            resolver: &self.resolver,
+            transport: &self.transport,
+        }
+    }
+
+    /// The resolver (tests pin documents in it).
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    /// Sends `msg` from the party DID to `to` (authcrypt, forwarded through the
+    /// recipient's mediator); returns where it went.
+    pub async fn send(&self, mut msg: Message, to: &str) -> Result<ServiceTarget> {
+        let to_did = Did::parse(to)?;
+        msg.from = Some(self.file.party.to_string());
+        msg.to = Some(vec![to_did.to_string()]);
+        let packed = didcomm::pack_encrypted(
+            &msg,
+            to,
+            Some(self.file.party.as_str()),
+            None,
+            &self.resolver,
+            &self.keys,
+            &PackOptions::default(),
+        )
+        .await?;
+        let target = packed.service.ok_or_else(|| {
+            Error::Protocol(format!(
+                "{} publishes no DIDComm endpoint to send to",
+                to_did.fmt_short()
+            ))
+        })?;
+        self.transport.deliver(&target.uri, &packed.message).await?;
+        Ok(target)
+    }
+
+    /// Sends a Basic Message 2.0.
+    pub async fn send_text(&self, to: &str, text: &str) -> Result<ServiceTarget> {
+        let mut msg = Message::new(BASIC_MESSAGE, json!({ "content": text }));
+        msg.extra.insert("lang".into(), "en".into());
+        self.send(msg, to).await
+    }
+
+    async fn open(&self, d: crate::link::Delivered) -> Incoming {
+        let result = didcomm::unpack(
+            &d.envelope,
+            &self.resolver,
+            &self.keys,
+            &UnpackOptions::default(),
+        )
+        .await;
+        Incoming { id: d.id, result }
+    }
+
+    /// Drains the inbox over HTTP: `handle` sees each message, which is acknowledged
+    /// after `handle` returns `Ok`. Returns how many were handled.
+    pub async fn fetch<F>(&self, mut handle: F) -> Result<usize>
+    where
+        F: FnMut(Incoming) -> Result<()>,
+    {
+        let link = self.link();
+        let mut n = 0;
+        loop {
+            let answer = link
+                .request(pickup("delivery-request", json!({"limit": 50})))
+                .await?;
+            if answer.type_.ends_with("/status") {
+                return Ok(n);
+            }
+            let mut ids = Vec::new();
+            for d in deliveries(&answer)? {
+                let id = d.id.clone();
+                handle(self.open(d).await)?;
+                ids.push(id);
+                n += 1;
+            }
+            link.request(pickup(
+                "messages-received",
+                json!({ "message_id_list": ids }),
+            ))
+            .await?;
+        }
+    }
+
+    /// Follows the inbox live over the mediator's WebSocket until `stop` completes:
+    /// drains the queue, then handles deliveries as they arrive; reconnects with backoff.
+    pub async fn follow<F>(
+        &self,
+        mut handle: F,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<()>
+    where
+        F: FnMut(Incoming) -> Result<()>,
+    {
+        let ws_uri = self.file.mediator.ws.clone().ok_or_else(|| {
+            Error::State(
+                "the mediator has no WebSocket endpoint; use inbox without --follow".into(),
+            )
+        })?;
+        tokio::pin!(stop);
+        let mut attempt = 0u32;
+        loop {
+            let session = self.follow_once(&ws_uri, &mut handle, &mut attempt);
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                r = session => match r {
+                    Err(e @ (Error::Refused { .. } | Error::Didcomm(_) | Error::State(_))) => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, "inbox connection lost; reconnecting"),
+                    Ok(()) => tracing::info!("mediator closed the connection; reconnecting"),
+                },
+            }
+            let pause = backoff(attempt);
+            attempt += 1;
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    async fn follow_once<F>(&self, ws_uri: &str, handle: &mut F, attempt: &mut u32) -> Result<()>
+    where
+        F: FnMut(Incoming) -> Result<()>,
+    {
+        let link = self.link();
+        let mut ws = self.transport.connect(ws_uri).await?;
+        let mut early = Vec::new();
+        let mut seen = Seen::default();
+        link.request_ws(
+            &mut ws,
+            pickup("live-delivery-change", json!({"live_delivery": true})),
+            &mut early,
+        )
+        .await?;
+        *attempt = 0;
+        // Drain what queued while we were away, then take live deliveries.
+        loop {
+            let answer = link
+                .request_ws(
+                    &mut ws,
+                    pickup("delivery-request", json!({"limit": 50})),
+                    &mut early,
+                )
+                .await?;
+            if answer.type_.ends_with("/status") {
+                break;
+            }
+            early.push(answer);
+            self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle)
+                .await?;
+        }
+        self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle)
+            .await?;
+        loop {
+            let Some(frame) = ws.recv_timeout(Duration::from_secs(3600)).await? else {
+                return Ok(());
+            };
+            let (m, _) = link.open(&frame).await?;
+            early.push(m);
+            self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle)
+                .await?;
+        }
+    }
+
+    /// Handles queued `delivery` messages and acknowledges them.
+    async fn handle_batch<F>(
+        &self,
+        link: &Link<'_>,
+        ws: &mut crate::transport::WsConn,
+        batch: &mut Vec<Message>,
+        seen: &mut Seen,
+        handle: &mut F,
+    ) -> Result<()>
+    where
+        F: FnMut(Incoming) -> Result<()>,
+    {
+        while !batch.is_empty() {
+            let m = batch.remove(0);
+            if !m.type_.ends_with("/delivery") {
+                continue;
+            }
+            let mut ids = Vec::new();
+            for d in deliveries(&m)? {
+                let id = d.id.clone();
+                // A message can arrive live and in a delivery we asked for at the same
+                // time: hand it over once, acknowledge it either way.
+                if seen.insert(&id) {
+                    handle(self.open(d).await)?;
+                }
+                ids.push(id);
+            }
+            if !ids.is_empty() {
+                link.request_ws(
+                    ws,
+                    pickup("messages-received", json!({ "message_id_list": ids })),
+                    batch,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Queue ids handed over in this session (bounded).
+#[derive(Default)]
+struct Seen {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Seen {
+    const MAX: usize = 10_000;
+
+    /// True the first time `id` is seen.
+    fn insert(&mut self, id: &str) -> bool {
+        if !self.set.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        if self.order.len() > Self::MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+fn read_file(home: &Path) -> Result<AgentFile> {
+    let p = home.join(AGENT_FILE);
+    let text = std::fs::read_to_string(&p).map_err(|_| {
+        Error::State(format!(
+            "{} not found: run `didmpc init --mediator URL` first",
+            p.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::State(format!("{}: {e}", p.display())))
+}
+
+fn write_file(home: &Path, f: &AgentFile) -> Result<()> {
+    let p = home.join(AGENT_FILE);
+    let tmp = home.join(format!("{AGENT_FILE}.tmp"));
+    let text = serde_json::to_string_pretty(f).map_err(|e| Error::State(e.to_string()))?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &p)?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Mediator configuration (TOML). Every field is optional; `config.dev.toml` at the
+//! crate root lists them all with their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming the configuration file.
+pub const ENV_CONFIG: &str = "DIDMPC_MEDIATOR_CONFIG";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listening and public addresses, TLS.
+    pub server: ServerConfig,
+    /// The mediator's own DID.
+    pub identity: IdentityConfig,
+    /// The durable store.
+    pub store: StoreConfig,
+    /// Who may register.
+    pub policy: PolicyConfig,
+    /// Limits that keep one party from hurting the others.
+    pub limits: Limits,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:7080`; `--listen` overrides).
+    pub listen: SocketAddr,
+    /// Base URLs parties use to reach the mediator (e.g. `https://m.example.com`).
+    /// Default: `http(s)://<listen address>`. The DID document lists `<url>/didcomm`
+    /// (HTTP POST) and `<ws-url>/ws` (WebSocket) for each.
+    pub public_urls: Vec<String>,
+    /// PEM certificate chain; TLS is served when both this and `tls_key` are set.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Seconds to wait for connections to finish on shutdown (default 10).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
+            public_urls: vec![],
+            tls_cert: None,
+            tls_key: None,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[identity]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// `peer` (did:peer:2, default) or `web` (did:web, served at `/.well-known/did.json`).
+    pub method: IdentityMethod,
+    /// The did:web host part, e.g. `m.example.com` or `localhost%3A7080` (method `web`).
+    pub web_host: Option<String>,
+}
+
+/// DID method of the mediator's own DID.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMethod {
+    /// did:peer:2 whose service lists the public URLs.
+    #[default]
+    Peer,
+    /// did:web for the mediator's host name.
+    Web,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite database file (default `mediator.db`; `--db` overrides).
+    pub db: PathBuf,
+    /// `normal`: a committed message survives a process crash (default);
+    /// `full`: it also survives power loss (fsync per batch, slower).
+    pub sync: SyncMode,
+    /// Most commands committed in one transaction (group commit; default 512).
+    pub batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            db: PathBuf::from("mediator.db"),
+            sync: SyncMode::Normal,
+            batch: 512,
+        }
+    }
+}
+
+/// SQLite durability level.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// WAL with `synchronous=NORMAL`.
+    #[default]
+    Normal,
+    /// WAL with `synchronous=FULL`.
+    Full,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// `open` (anyone may request mediation, default) or `allowlist`.
+    pub admission: Admission,
+    /// DIDs allowed to request mediation when `admission = "allowlist"`.
+    pub allowlist: Vec<String>,
+}
+
+/// Who may request mediation.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Admission {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Only the DIDs in `allowlist`.
+    Allowlist,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest DIDComm message accepted, bytes (default 1 MiB).
+    pub max_message_bytes: usize,
+    /// Most queued messages per recipient DID (default 10,000).
+    pub max_queue_messages: u64,
+    /// Most queued bytes per recipient DID (default 64 MiB).
+    pub max_queue_bytes: u64,
+    /// Most simultaneous connections in total (default 20,000).
+    pub max_connections: usize,
+    /// Most simultaneous connections from one IP address (default 256).
+    pub max_connections_per_ip: usize,
+    /// Sustained requests (HTTP requests and WebSocket messages) per second per IP (default 2,000).
+    pub requests_per_second_per_ip: u32,
+    /// Burst allowance on top of the sustained rate (default 4,000).
+    pub request_burst_per_ip: u32,
+    /// Lifetime of a queued message without `expires_time`, seconds (default 7 days).
+    pub default_message_ttl_secs: u64,
+    /// Most messages in one pickup delivery (default 100).
+    pub max_delivery_batch: usize,
+    /// Most recipient DIDs one client may register (default 1,000).
+    pub max_recipients_per_client: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 1024 * 1024,
+            max_queue_messages: 10_000,
+            max_queue_bytes: 64 * 1024 * 1024,
+            max_connections: 20_000,
+            max_connections_per_ip: 256,
+            requests_per_second_per_ip: 2_000,
+            request_burst_per_ip: 4_000,
+            default_message_ttl_secs: 7 * 24 * 3600,
+            max_delivery_batch: 100,
+            max_recipients_per_client: 1_000,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let c: Config = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &std::path::Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Config::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks settings that depend on each other.
+    pub fn validate(&self) -> Result<()> {
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(Error::Config(
+                "set both server.tls_cert and server.tls_key, or neither".into(),
+            ));
+        }
+        if self.identity.method == IdentityMethod::Web && self.identity.web_host.is_none() {
+            return Err(Error::Config(
+                "identity.method = \"web\" needs identity.web_host".into(),
+            ));
+        }
+        if self.policy.admission == Admission::Allowlist && self.policy.allowlist.is_empty() {
+            return Err(Error::Config(
+                "policy.admission = \"allowlist\" with an empty allowlist admits nobody".into(),
+            ));
+        }
+        for did in &self.policy.allowlist {
+            did_core::Did::parse(did)
+                .map_err(|e| Error::Config(format!("policy.allowlist: {e}")))?;
+        }
+        for url in &self.server.public_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "server.public_urls: {url} must start with http:// or https://"
+                )));
+            }
+        }
+        let l = &self.limits;
+        if l.max_message_bytes < 1024
+            || l.max_delivery_batch == 0
+            || l.max_connections == 0
+            || l.max_connections_per_ip == 0
+        {
+            return Err(Error::Config("limits are too small to serve anyone".into()));
+        }
+        if self.store.batch == 0 {
+            return Err(Error::Config("store.batch must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The public base URLs, defaulting to the listen address.
+    pub fn base_urls(&self, listen: SocketAddr) -> Vec<String> {
+        if !self.server.public_urls.is_empty() {
+            return self
+                .server
+                .public_urls
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect();
+        }
+        let scheme = if self.server.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        vec![format!("{scheme}://{listen}")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_config_parses_and_matches_defaults() {
+        let dev = Config::from_toml(include_str!("../config.dev.toml")).unwrap();
+        let d = Config::default();
+        assert_eq!(dev.limits.max_message_bytes, d.limits.max_message_bytes);
+        assert_eq!(dev.limits.max_queue_messages, d.limits.max_queue_messages);
+        assert_eq!(dev.store.batch, d.store.batch);
+        assert_eq!(dev.server.listen, d.server.listen);
+    }
+
+    #[test]
+    fn rejects_typos_and_inconsistencies() {
+        assert!(Config::from_toml("[limits]\nmax_mesage_bytes = 5").is_err());
+        assert!(Config::from_toml("[server]\ntls_cert = \"a.pem\"").is_err());
+        assert!(Config::from_toml("[policy]\nadmission = \"allowlist\"").is_err());
+        assert!(Config::from_toml("[policy]\nallowlist = [\"not-a-did\"]").is_err());
+        assert!(Config::from_toml("[identity]\nmethod = \"web\"").is_err());
+        assert!(Config::from_toml("").is_ok());
+    }
+}

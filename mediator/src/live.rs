@@ -1,0 +1,55 @@
+//! Live delivery (Pickup 3.0 live mode): which WebSocket connections want which
+//! client's messages pushed to them as they arrive.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+/// A frame queued for a WebSocket connection.
+pub type Outbound = mpsc::Sender<String>;
+
+/// Registry of live connections per client DID.
+#[derive(Default)]
+pub struct Live {
+    conns: Mutex<HashMap<String, Vec<(u64, Outbound)>>>,
+}
+
+impl Live {
+    /// Enables or disables live delivery of `client`'s messages on connection `conn`.
+    pub fn set(&self, client: &str, conn: u64, tx: &Outbound, on: bool) {
+        let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let list = map.entry(client.to_owned()).or_default();
+        list.retain(|(id, _)| *id != conn);
+        if on {
+            list.push((conn, tx.clone()));
+        }
+        if list.is_empty() {
+            map.remove(client);
+        }
+    }
+
+    /// Forgets a closed connection everywhere.
+    pub fn drop_conn(&self, conn: u64) {
+        let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, list| {
+            list.retain(|(id, _)| *id != conn);
+            !list.is_empty()
+        });
+    }
+
+    /// The connections that want `client`'s messages now.
+    pub fn targets(&self, client: &str) -> Vec<Outbound> {
+        let map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(client)
+            .map(|l| l.iter().map(|(_, tx)| tx.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `client` is live on `conn`.
+    pub fn is_live(&self, client: &str, conn: u64) -> bool {
+        let map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(client)
+            .is_some_and(|l| l.iter().any(|(id, _)| *id == conn))
+    }
+}

@@ -1,0 +1,143 @@
+//! The durable store behind a trait, so a networked engine can replace SQLite.
+
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+use crate::error::Result;
+
+/// Outcome of a keylist/recipient update, as Coordinate Mediation reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateResult {
+    /// Applied.
+    Success,
+    /// Nothing to do (already present / absent).
+    NoChange,
+    /// Refused: the DID belongs to another client, or a limit was hit.
+    ClientError,
+}
+
+impl UpdateResult {
+    /// The protocol's string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateResult::Success => "success",
+            UpdateResult::NoChange => "no_change",
+            UpdateResult::ClientError => "client_error",
+        }
+    }
+}
+
+/// A message to queue for a recipient DID.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The recipient DID (`next` of the forward).
+    pub recipient: String,
+    /// The envelope, as received.
+    pub body: Vec<u8>,
+    /// Arrival time (Unix seconds).
+    pub received_at: u64,
+    /// Expiry (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// Where a queued message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Opaque message id (used in pickup attachments and `messages-received`).
+    pub id: String,
+    /// The client (mediation holder) that owns the recipient DID.
+    pub client: String,
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No client registered the recipient DID.
+    UnknownRecipient,
+    /// The recipient's queue is at its message-count limit.
+    QueueFullMessages,
+    /// The recipient's queue is at its byte limit.
+    QueueFullBytes,
+}
+
+/// A queued message as handed out by pickup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Opaque id.
+    pub id: String,
+    /// Recipient DID.
+    pub recipient: String,
+    /// The envelope.
+    pub body: Vec<u8>,
+}
+
+/// Queue statistics for a client (optionally one of its recipient DIDs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// Messages waiting.
+    pub message_count: u64,
+    /// Their total size.
+    pub total_bytes: u64,
+    /// Oldest arrival (Unix seconds).
+    pub oldest_received_time: Option<u64>,
+    /// Newest arrival (Unix seconds).
+    pub newest_received_time: Option<u64>,
+}
+
+/// Per-recipient queue limits.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Most messages.
+    pub max_messages: u64,
+    /// Most bytes.
+    pub max_bytes: u64,
+}
+
+/// The mediator's durable state: mediations, recipient DIDs, queued messages, short links.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records a mediation grant for `client` (idempotent).
+    async fn grant(&self, client: &str, now: u64) -> Result<()>;
+    /// Whether `client` holds a mediation grant.
+    async fn is_granted(&self, client: &str) -> Result<bool>;
+    /// Moves a grant and everything it owns from `old` to `new` (DID rotation).
+    async fn rotate_client(&self, old: &str, new: &str) -> Result<bool>;
+    /// Adds or removes a recipient DID of `client`.
+    async fn update_recipient(
+        &self,
+        client: &str,
+        recipient: &str,
+        add: bool,
+        max_per_client: u64,
+    ) -> Result<UpdateResult>;
+    /// A page of `client`'s recipient DIDs and how many there are in all.
+    async fn recipients(&self, client: &str, offset: u64, limit: u64)
+        -> Result<(Vec<String>, u64)>;
+    /// Durably queues a message; `Ok(Err(_))` when it is refused.
+    async fn enqueue(
+        &self,
+        msg: NewMessage,
+        limits: QueueLimits,
+    ) -> Result<std::result::Result<Enqueued, Refused>>;
+    /// Queue statistics, excluding expired messages.
+    async fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus>;
+    /// Up to `limit` unexpired messages, oldest first.
+    async fn fetch(
+        &self,
+        client: &str,
+        recipient: Option<&str>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<Queued>>;
+    /// Deletes acknowledged messages of `client`; returns how many were deleted.
+    async fn ack(&self, client: &str, ids: &[String]) -> Result<u64>;
+    /// Deletes expired messages; returns how many.
+    async fn purge_expired(&self, now: u64) -> Result<u64>;
+    /// Stores an Out-of-Band invitation under a short id.
+    async fn put_oob(&self, id: &str, invitation: &str, expires_at: u64) -> Result<()>;
+    /// A stored, unexpired invitation.
+    async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>>;
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (DIDMPC_FUZZ=1 also runs every fuzz target briefly). Installs what it needs (Rust components,
+# the pinned Python venvs) and fails loudly when something cannot run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+command -v python3 >/dev/null || { echo "python3 is required (the interop tests run PyPI didcomm)"; exit 1; }
+
+step "python venv for the DIDComm interop oracle"
+tests/interop/python/setup-venv.sh >/dev/null
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+# The fuzz targets build with instrumentation (a long first build); run them on request.
+if [ "${DIDMPC_FUZZ:-0}" = 1 ]; then
+  step "fuzz run"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz/run.sh
+fi
+
+step "all passed"

@@ -1,0 +1,183 @@
+//! Command-line definitions (clap). Only parsing lives here; `cmd/` runs the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// didmpc: secure multiparty computation between DIDs, across NATs.
+#[derive(Parser, Debug)]
+#[command(name = "didmpc", version, about, long_about = None)]
+pub struct Cli {
+    /// Keystore and state directory [default: the user's data dir + /didmpc].
+    #[arg(long, global = true, env = "DIDMPC_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create, inspect, resolve, import and export identities (DIDs).
+    #[command(subcommand)]
+    Did(DidCommand),
+    /// Pack and unpack DIDComm v2 messages (JSON on stdin, JSON on stdout).
+    #[command(subcommand)]
+    Message(MessageCommand),
+    /// Get a mediator and a DID routed through it (creates or reuses your identity).
+    Init {
+        /// The mediator: base URL (http://host:port), invitation URL, or DID.
+        #[arg(long, value_name = "URL")]
+        mediator: String,
+    },
+    /// Send a text message (Basic Message 2.0) to a DID.
+    Send {
+        /// Recipient DID.
+        #[arg(long)]
+        to: String,
+        /// The text.
+        #[arg(long)]
+        text: String,
+    },
+    /// Read your inbox at the mediator (and acknowledge what was read).
+    Inbox {
+        /// Keep the connection open and print messages as they arrive (reconnects).
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per message instead of text lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a DIDComm v2 mediator.
+    #[command(subcommand)]
+    Mediator(MediatorCommand),
+}
+
+/// `didmpc mediator …`
+#[derive(Subcommand, Debug)]
+pub enum MediatorCommand {
+    /// Serve until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address to listen on [default: the config's, 127.0.0.1:7080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML configuration file (see mediator/config.dev.toml).
+        #[arg(long, value_name = "FILE", env = "DIDMPC_MEDIATOR_CONFIG")]
+        config: Option<PathBuf>,
+        /// SQLite database [default: the config's, or mediator.db in the home directory].
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Public base URL parties use (repeatable); overrides the config's.
+        #[arg(long = "public-url", value_name = "URL")]
+        public_urls: Vec<String>,
+    },
+}
+
+/// DID method for new identities.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// did:key (Ed25519 with derived X25519); cannot carry a service endpoint.
+    Key,
+    /// did:peer:2 (Ed25519 + X25519, optional DIDComm service).
+    Peer,
+}
+
+/// `didmpc did …`
+#[derive(Subcommand, Debug)]
+pub enum DidCommand {
+    /// Create a new identity and store its keys (the first one becomes the default).
+    New {
+        /// DID method.
+        #[arg(long, value_enum, default_value = "key")]
+        method: Method,
+        /// DIDComm service endpoint (http(s)://, ws(s):// or a mediator DID); did:peer only.
+        #[arg(long, value_name = "URI")]
+        service_endpoint: Option<String>,
+        /// Routing key (DID or DID URL) for the service; repeatable, outermost last.
+        #[arg(long = "routing-key", value_name = "DID")]
+        routing_keys: Vec<String>,
+        /// Make this the default identity.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Show an identity's DID and DID document.
+    Show(Select),
+    /// List stored identities.
+    List,
+    /// Resolve any DID and print its document.
+    Resolve {
+        /// The DID to resolve.
+        did: String,
+    },
+    /// Import private keys (JWK files) for a DID; refused unless they match its document.
+    Import {
+        /// The DID the keys belong to.
+        did: String,
+        /// A private JWK file (RFC 8037 OKP or EC); repeat for several keys.
+        #[arg(long = "jwk", value_name = "FILE", required = true)]
+        jwks: Vec<PathBuf>,
+        /// A DID document file, for DIDs that cannot be resolved from here.
+        #[arg(long, value_name = "FILE")]
+        document: Option<PathBuf>,
+        /// Make this the default identity.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Print an identity's private keys as JWKs (keep the output secret).
+    Export(Select),
+}
+
+/// Chooses a stored identity.
+#[derive(Args, Debug, Clone)]
+pub struct Select {
+    /// The identity's DID [default: the default identity].
+    #[arg(long)]
+    pub did: Option<String>,
+}
+
+/// Content encryption for anoncrypt.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonEnc {
+    /// AES-256-CBC + HMAC-SHA-512 (accepted everywhere).
+    #[value(name = "A256CBC-HS512")]
+    A256CbcHs512,
+    /// AES-256-GCM.
+    #[value(name = "A256GCM")]
+    A256Gcm,
+    /// XChaCha20-Poly1305.
+    #[value(name = "XC20P")]
+    Xc20p,
+}
+
+/// `didmpc message …`
+#[derive(Subcommand, Debug)]
+pub enum MessageCommand {
+    /// Pack a plaintext message read from stdin; prints the envelope.
+    Pack {
+        /// Recipient DID (or one key id of it).
+        #[arg(long)]
+        to: String,
+        /// Sender DID (a stored identity): authcrypt. Without it: anoncrypt.
+        #[arg(long)]
+        from: Option<String>,
+        /// Sign first with the sender (or the default identity when no --from).
+        #[arg(long)]
+        sign: bool,
+        /// Only sign (JWS), do not encrypt.
+        #[arg(long, conflicts_with_all = ["from", "anon_enc", "forward", "protect_sender"])]
+        sign_only: bool,
+        /// Content cipher for anoncrypt.
+        #[arg(long, value_enum, default_value = "A256CBC-HS512")]
+        anon_enc: AnonEnc,
+        /// Hide the sender by wrapping authcrypt in anoncrypt.
+        #[arg(long, requires = "from")]
+        protect_sender: bool,
+        /// Wrap in Routing 2.0 forward messages for the recipient's routing keys.
+        #[arg(long)]
+        forward: bool,
+    },
+    /// Unpack an envelope read from stdin with the stored identities' keys.
+    Unpack,
+}

@@ -1,0 +1,54 @@
+//! Command implementations: each turns parsed arguments into library calls and output.
+
+mod agent;
+mod did;
+mod mediator;
+mod message;
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command};
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let home = cli.home.as_deref();
+    match cli.command {
+        Command::Did(c) => did::run(home, c).await,
+        Command::Message(c) => message::run(home, c).await,
+        Command::Mediator(c) => mediator::run(home, c).await,
+        Command::Init { mediator } => agent::init(home, &mediator).await,
+        Command::Send { to, text } => agent::send(home, &to, &text).await,
+        Command::Inbox { follow, json } => agent::inbox(home, follow, json).await,
+    }
+}
+
+/// Reads all of stdin (bounded), for commands that take JSON input.
+fn read_stdin(limit: usize) -> Result<String> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .take(limit as u64 + 1)
+        .read_to_string(&mut buf)
+        .context("reading stdin (expected UTF-8 JSON)")?;
+    anyhow::ensure!(
+        buf.len() <= limit,
+        "input on stdin is larger than {limit} bytes"
+    );
+    anyhow::ensure!(
+        !buf.trim().is_empty(),
+        "expected JSON on stdin, got nothing"
+    );
+    Ok(buf)
+}
+
+/// The resolver used by commands: did:key, did:peer, did:pkh and did:web over HTTPS.
+fn resolver() -> Result<did_core::Resolver> {
+    did_core::Resolver::with_http().context("building the DID resolver")
+}
+
+/// Prints pretty JSON on stdout.
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
