@@ -308,3 +308,23 @@ async fn did_web_mediator() {
     assert_eq!(texts(drain(&bob).await).len(), 1);
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlist_policy_denies_strangers() {
+    let admitted = Identity::generate_key();
+    let mut cfg = Config::default();
+    cfg.policy.admission = mediator::config::Admission::Allowlist;
+    cfg.policy.allowlist = vec![admitted.did.to_string()];
+    let m = InProcess::start(cfg).await;
+    // a stranger (fresh home, fresh did:key) is denied
+    let err = Agent::init(&home(), &m.url).await.err().expect("denied");
+    assert!(err.to_string().contains("mediate-deny"), "{err}");
+    // the admitted DID gets mediation
+    let h = home();
+    let ks = Keystore::open(&h).unwrap();
+    ks.save(&admitted).unwrap();
+    ks.set_default(&admitted.did).unwrap();
+    let agent = Agent::init(&h, &m.url).await.unwrap();
+    assert_eq!(agent.file.client, admitted.did);
+    m.stop().await;
+}
