@@ -14,12 +14,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod crypto;
+pub mod driver;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod session;
 pub mod stream;
 
+pub use driver::{Handle, Incoming, Link, LinkEvent, SessionStream};
 pub use error::{CloseReason, Error, Result};
 pub use handshake::{Initiator, Keys, Params, Role};
 pub use session::{Config, Event, Session, Stats};
