@@ -171,6 +171,11 @@ impl Agent {
         }
     }
 
+    /// Our private key for `kid`, if held.
+    pub fn secret(&self, kid: &str) -> Option<&did_core::SecretKey> {
+        did_core::SecretStore::secret(&self.keys, kid)
+    }
+
     /// The resolver (tests pin documents in it).
     pub fn resolver(&self) -> &Resolver {
         &self.resolver

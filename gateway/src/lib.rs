@@ -8,6 +8,9 @@
 pub mod agent;
 pub mod error;
 pub mod link;
+pub mod mailbox;
+pub mod pairing;
+pub mod relay_client;
 pub mod transport;
 
 pub use agent::{Agent, AgentFile, Incoming};

@@ -199,6 +199,11 @@ impl WsConn {
             .map_err(|_| Error::Timeout(self.uri.clone()))?
     }
 
+    /// The underlying WebSocket (for binary protocols such as the relay).
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     /// Closes politely.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;

@@ -157,6 +157,10 @@ pub struct Limits {
     pub max_delivery_batch: usize,
     /// Most recipient DIDs one client may register (default 1,000).
     pub max_recipients_per_client: u64,
+    /// Most relay routes one client may reserve (default 256).
+    pub max_routes_per_client: u64,
+    /// Bytes of relay frames held for an absent route member (default 1 MiB).
+    pub relay_held_bytes: usize,
 }
 
 impl Default for Limits {
@@ -172,6 +176,8 @@ impl Default for Limits {
             default_message_ttl_secs: 7 * 24 * 3600,
             max_delivery_batch: 100,
             max_recipients_per_client: 1_000,
+            max_routes_per_client: 256,
+            relay_held_bytes: 1 << 20,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::limits::{ConnTracker, RateLimiter};
 use crate::state::Mediator;
 use crate::transport::listener::{Limited, PeerAddr};
-use crate::transport::{http, tls, ws};
+use crate::transport::{http, relay_ws, tls, ws};
 
 /// State shared by the handlers.
 pub struct App {
@@ -37,6 +37,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/didcomm", post(http::post_didcomm))
         .route("/", post(http::post_didcomm))
         .route("/ws", get(ws::upgrade))
+        .route("/relay", get(relay_ws::upgrade))
         .route("/.well-known/did.json", get(http::did_json))
         .route("/did.json", get(http::did_json))
         .route("/did", get(http::did_text))

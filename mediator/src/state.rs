@@ -34,6 +34,8 @@ pub struct Mediator {
     pub(crate) own_dids: Vec<String>,
     /// did:key of the X25519 key; what `mediate-grant` names as `routing_did`.
     pub(crate) routing_did: Did,
+    /// The session relay.
+    pub(crate) relay: crate::relay::Relay,
 }
 
 impl Mediator {
@@ -52,6 +54,7 @@ impl Mediator {
         store: Arc<dyn Store>,
     ) -> Result<Arc<Mediator>> {
         let base_urls = config.base_urls(listen);
+        let held = config.limits.relay_held_bytes;
         let endpoints = endpoints_for(&base_urls);
         let ks = Keystore::open(keys_dir(&config))?;
         let identity = match config.identity.method {
@@ -103,6 +106,7 @@ impl Mediator {
             base_urls,
             own_dids,
             routing_did,
+            relay: crate::relay::Relay::new(held),
         }))
     }
 
@@ -114,6 +118,21 @@ impl Mediator {
     /// The DID parties list as their routing key (a did:key of our X25519 key).
     pub fn routing_did(&self) -> &Did {
         &self.routing_did
+    }
+
+    /// The session relay.
+    pub fn relay(&self) -> &crate::relay::Relay {
+        &self.relay
+    }
+
+    /// The relay's WebSocket URL (`ws(s)://<first public base>/relay`).
+    pub fn relay_url(&self) -> String {
+        let b = &self.base_urls[0];
+        format!(
+            "{}/relay",
+            b.replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        )
     }
 
     /// The mediator's DID document.

@@ -61,13 +61,20 @@ impl SessionStream {
     fn check_reset(&self) -> io::Result<()> {
         match self.reset.load(Ordering::Acquire) {
             NOT_RESET => Ok(()),
-            code => Err(io::Error::new(io::ErrorKind::ConnectionReset, format!("stream {} reset by the peer (code {code})", self.id))),
+            code => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("stream {} reset by the peer (code {code})", self.id),
+            )),
         }
     }
 }
 
 impl AsyncRead for SessionStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.check_reset()?;
         let before = buf.filled().len();
         let r = Pin::new(&mut self.pipe).poll_read(cx, buf);
@@ -80,7 +87,11 @@ impl AsyncRead for SessionStream {
 }
 
 impl AsyncWrite for SessionStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check_reset()?;
         Pin::new(&mut self.pipe).poll_write(cx, buf)
     }
@@ -110,7 +121,9 @@ impl Handle {
     /// Opens a stream to the peer.
     pub async fn open(&self) -> Result<SessionStream> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(Command::Open(tx)).map_err(|_| self.closed_error())?;
+        self.cmd
+            .send(Command::Open(tx))
+            .map_err(|_| self.closed_error())?;
         rx.await.map_err(|_| self.closed_error())?
     }
 
@@ -194,7 +207,14 @@ pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
         scratch: vec![0u8; 16 * 1024],
     };
     tokio::spawn(driver);
-    (Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx }, Incoming { rx: accept_rx })
+    (
+        Handle {
+            cmd: cmd_tx,
+            closed: closed_rx,
+            stats: stats_rx,
+        },
+        Incoming { rx: accept_rx },
+    )
 }
 
 struct Driver {
@@ -218,9 +238,23 @@ impl Driver {
         let reset = Arc::new(AtomicU32::new(NOT_RESET));
         self.pipes.insert(
             id,
-            Pipe { io: ours, reset: reset.clone(), out: Vec::new(), out_eof: false, fin_passed: false, inb: Vec::new(), inb_pos: 0, in_fin: false, in_shut: false },
+            Pipe {
+                io: ours,
+                reset: reset.clone(),
+                out: Vec::new(),
+                out_eof: false,
+                fin_passed: false,
+                inb: Vec::new(),
+                inb_pos: 0,
+                in_fin: false,
+                in_shut: false,
+            },
         );
-        SessionStream { id, pipe: theirs, reset }
+        SessionStream {
+            id,
+            pipe: theirs,
+            reset,
+        }
     }
 
     fn drop_pipe(&mut self, id: u32, code: u32) {
@@ -284,7 +318,9 @@ impl Driver {
         let mut progress = false;
         let ids: Vec<u32> = self.pipes.keys().copied().collect();
         for id in ids {
-            let Some(pipe) = self.pipes.get_mut(&id) else { continue };
+            let Some(pipe) = self.pipes.get_mut(&id) else {
+                continue;
+            };
             // application → session
             loop {
                 if !pipe.out.is_empty() {

@@ -13,12 +13,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 fn keys() -> (Keys, Keys) {
-    let gen = || snow::Builder::new(NOISE_PARAMS.parse().unwrap()).generate_keypair().unwrap();
+    let gen = || {
+        snow::Builder::new(NOISE_PARAMS.parse().unwrap())
+            .generate_keypair()
+            .unwrap()
+    };
     let (a, b) = (gen(), gen());
-    let (a_sk, a_pk): ([u8; 32], [u8; 32]) = (a.private.try_into().unwrap(), a.public.try_into().unwrap());
-    let (b_sk, b_pk): ([u8; 32], [u8; 32]) = (b.private.try_into().unwrap(), b.public.try_into().unwrap());
+    let (a_sk, a_pk): ([u8; 32], [u8; 32]) =
+        (a.private.try_into().unwrap(), a.public.try_into().unwrap());
+    let (b_sk, b_pk): ([u8; 32], [u8; 32]) =
+        (b.private.try_into().unwrap(), b.public.try_into().unwrap());
     let d = [3u8; 32];
-    let p = |l, r| Params { session_id: b"drv", roster_digest: &d, initiator_did: "did:ex:a", responder_did: "did:ex:b", local_static: l, remote_static: r };
+    let p = |l, r| Params {
+        session_id: b"drv",
+        roster_digest: &d,
+        initiator_did: "did:ex:a",
+        responder_did: "did:ex:b",
+        local_static: l,
+        remote_static: r,
+    };
     let (i, m1) = Initiator::start(&p(&a_sk, &b_pk)).unwrap();
     let (kb, m2) = respond(&p(&b_sk, &a_pk), &m1).unwrap();
     (i.finish(&m2).unwrap(), kb)
@@ -50,10 +63,32 @@ fn wire() -> (Link, Link, Wire) {
     let cut = Arc::new(AtomicBool::new(false));
     forward(a_out_rx, b_in_tx.clone(), cut.clone());
     forward(b_out_rx, a_in_tx.clone(), cut.clone());
-    (Link { tx: a_out_tx, rx: a_in_rx }, Link { tx: b_out_tx, rx: b_in_rx }, Wire { cut, reset_a: a_in_tx, reset_b: b_in_tx })
+    (
+        Link {
+            tx: a_out_tx,
+            rx: a_in_rx,
+        },
+        Link {
+            tx: b_out_tx,
+            rx: b_in_rx,
+        },
+        Wire {
+            cut,
+            reset_a: a_in_tx,
+            reset_b: b_in_tx,
+        },
+    )
 }
 
-fn pair(cfg: Config) -> (session::Handle, session::Incoming, session::Handle, session::Incoming, Wire) {
+fn pair(
+    cfg: Config,
+) -> (
+    session::Handle,
+    session::Incoming,
+    session::Handle,
+    session::Incoming,
+    Wire,
+) {
     let (ka, kb) = keys();
     let (la, lb, w) = wire();
     let now = std::time::Instant::now();
@@ -104,7 +139,11 @@ async fn echo_fin_and_reset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_link_resumes_without_loss() {
-    let cfg = Config { rto_initial: Duration::from_millis(100), rto_min: Duration::from_millis(50), ..Config::default() };
+    let cfg = Config {
+        rto_initial: Duration::from_millis(100),
+        rto_min: Duration::from_millis(50),
+        ..Config::default()
+    };
     let (ha, _ia, _hb, mut ib, w) = pair(cfg);
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let d2 = data.clone();
@@ -127,19 +166,32 @@ async fn cut_link_resumes_without_loss() {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).await.unwrap();
     got.extend(rest);
-    assert!(got == data, "{} bytes, first difference at {:?}", got.len(), got.iter().zip(&data).position(|(a, b)| a != b));
+    assert!(
+        got == data,
+        "{} bytes, first difference at {:?}",
+        got.len(),
+        got.iter().zip(&data).position(|(a, b)| a != b)
+    );
     let ha = sender.await.unwrap();
     assert!(ha.stats().retransmits > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_gone_ends_both_sessions_with_a_clear_reason() {
-    let cfg = Config { peer_deadline: Duration::from_millis(600), keepalive: Duration::from_millis(100), ..Config::default() };
+    let cfg = Config {
+        peer_deadline: Duration::from_millis(600),
+        keepalive: Duration::from_millis(100),
+        ..Config::default()
+    };
     let (ha, _ia, hb, _ib, w) = pair(cfg);
     let _s = ha.open().await.unwrap();
     w.cut.store(true, Ordering::Relaxed);
-    let a = tokio::time::timeout(Duration::from_secs(5), ha.closed()).await.unwrap();
-    let b = tokio::time::timeout(Duration::from_secs(5), hb.closed()).await.unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(5), ha.closed())
+        .await
+        .unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(5), hb.closed())
+        .await
+        .unwrap();
     assert_eq!((a, b), (CloseReason::PeerLost, CloseReason::PeerLost));
     assert!(ha.open().await.is_err());
 }

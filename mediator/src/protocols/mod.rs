@@ -3,6 +3,7 @@
 pub mod coordinate;
 pub mod misc;
 pub mod pickup;
+pub mod relay;
 
 use did_core::didcomm::Message;
 use serde_json::{json, Value};
@@ -23,6 +24,8 @@ pub const TRUST_PING_2: &str = "https://didcomm.org/trust-ping/2.0";
 pub const DISCOVER_2: &str = "https://didcomm.org/discover-features/2.0";
 /// Report Problem 2.0.
 pub const PROBLEM_2: &str = "https://didcomm.org/report-problem/2.0";
+/// Session relay route reservations (didmpc).
+pub const RELAY_1: &str = "https://didmpc.dev/protocols/relay/1.0";
 /// Out-of-Band short links (didmpc).
 pub const OOB_LINK_1: &str = "https://didmpc.dev/protocols/oob-shortlink/1.0";
 
@@ -36,6 +39,7 @@ pub const DISCLOSED: &[(&str, &str)] = &[
     (DISCOVER_2, "responder"),
     (PROBLEM_2, "notified"),
     (OOB_LINK_1, "host"),
+    (RELAY_1, "relay"),
 ];
 
 /// Splits a message type into (protocol URI, message name).

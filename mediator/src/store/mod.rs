@@ -140,4 +140,15 @@ pub trait Store: Send + Sync + 'static {
     async fn put_oob(&self, id: &str, invitation: &str, expires_at: u64) -> Result<()>;
     /// A stored, unexpired invitation.
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>>;
+    /// Reserves a relay route for `client` until `expires_at` (renewing its own
+    /// reservation); false when another client holds it or `client` has `max` routes.
+    async fn reserve_route(
+        &self,
+        route: &[u8],
+        client: &str,
+        expires_at: u64,
+        max: u64,
+    ) -> Result<bool>;
+    /// Whether a route is reserved and unexpired.
+    async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool>;
 }

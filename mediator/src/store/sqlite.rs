@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_client ON messages(client, seq);
 CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages(expires_at);
 CREATE TABLE IF NOT EXISTS oob (id TEXT PRIMARY KEY, invitation TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS relay_routes (route BLOB PRIMARY KEY, client TEXT NOT NULL, expires_at INTEGER NOT NULL);
 PRAGMA user_version = 1;
 ";
 
@@ -61,6 +62,8 @@ enum Cmd {
     Purge(u64, Reply<u64>),
     PutOob(String, String, u64, Reply<()>),
     GetOob(String, u64, Reply<Option<String>>),
+    Reserve(Vec<u8>, String, u64, u64, Reply<bool>),
+    Reserved(Vec<u8>, u64, Reply<bool>),
 }
 
 /// The SQLite implementation of [`Store`].
@@ -216,6 +219,15 @@ impl Worker {
                     .map(|_| ())
                     .map_err(Error::from),
             ),
+            Cmd::Reserve(route, client, exp, max, r) => pending(r, self.reserve(&route, &client, exp, max)),
+            Cmd::Reserved(route, now, r) => pending(
+                r,
+                self.conn
+                    .query_row("SELECT 1 FROM relay_routes WHERE route = ?1 AND expires_at > ?2", params![route, now as i64], |_| Ok(()))
+                    .optional()
+                    .map(|o| o.is_some())
+                    .map_err(Error::from),
+            ),
             Cmd::GetOob(id, now, r) => pending(
                 r,
                 self.conn
@@ -224,6 +236,36 @@ impl Worker {
                     .map_err(Error::from),
             ),
         }
+    }
+
+    fn reserve(&mut self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
+        let owner: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT client FROM relay_routes WHERE route = ?1",
+                params![route],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match owner {
+            Some(o) if o != client => return Ok(false),
+            Some(_) => {}
+            None => {
+                let n: i64 = self.conn.query_row(
+                    "SELECT COUNT(*) FROM relay_routes WHERE client = ?1",
+                    params![client],
+                    |r| r.get(0),
+                )?;
+                if n as u64 >= max {
+                    return Ok(false);
+                }
+            }
+        }
+        self.conn.execute(
+            "INSERT INTO relay_routes (route, client, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT(route) DO UPDATE SET expires_at = excluded.expires_at",
+            params![route, client, expires_at as i64],
+        )?;
+        Ok(true)
     }
 
     fn grant(&mut self, client: &str, now: u64) -> Result<()> {
@@ -535,6 +577,19 @@ impl Store for SqliteStore {
     }
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>> {
         self.call(|r| Cmd::GetOob(id.to_owned(), now, r)).await
+    }
+    async fn reserve_route(
+        &self,
+        route: &[u8],
+        client: &str,
+        expires_at: u64,
+        max: u64,
+    ) -> Result<bool> {
+        self.call(|r| Cmd::Reserve(route.to_vec(), client.to_owned(), expires_at, max, r))
+            .await
+    }
+    async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool> {
+        self.call(|r| Cmd::Reserved(route.to_vec(), now, r)).await
     }
 }
 

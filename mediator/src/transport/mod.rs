@@ -2,5 +2,6 @@
 
 pub mod http;
 pub mod listener;
+pub mod relay_ws;
 pub mod tls;
 pub mod ws;

@@ -229,3 +229,40 @@ async fn concurrent_enqueues_are_group_committed() {
         let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
     }
 }
+
+#[tokio::test]
+async fn relay_route_reservations() {
+    let path = tmpdb();
+    let s = open(&path);
+    let r = [5u8; 16];
+    assert!(!s.route_reserved(&r, 10).await.unwrap());
+    assert!(s.reserve_route(&r, "did:ex:c", 100, 2).await.unwrap());
+    assert!(s.route_reserved(&r, 10).await.unwrap());
+    assert!(!s.route_reserved(&r, 100).await.unwrap(), "expired");
+    assert!(
+        !s.reserve_route(&r, "did:ex:other", 200, 2).await.unwrap(),
+        "owned by another client"
+    );
+    assert!(
+        s.reserve_route(&r, "did:ex:c", 300, 2).await.unwrap(),
+        "renewal"
+    );
+    assert!(s
+        .reserve_route(&[6u8; 16], "did:ex:c", 300, 2)
+        .await
+        .unwrap());
+    assert!(
+        !s.reserve_route(&[7u8; 16], "did:ex:c", 300, 2)
+            .await
+            .unwrap(),
+        "per-client limit"
+    );
+    drop(s);
+    let s = open(&path);
+    assert!(s.route_reserved(&r, 200).await.unwrap(), "durable");
+    assert_eq!(s.purge_expired(1000).await.unwrap(), 0);
+    assert!(!s.route_reserved(&r, 200).await.unwrap(), "purged");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+}
