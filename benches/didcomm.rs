@@ -38,10 +38,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let alice = Identity::generate_key();
     let bob = Identity::generate_key();
     let ours = Resolver::default();
@@ -63,41 +60,17 @@ fn setup() -> Setup {
     assert_eq!(json["body"].to_string().len(), 200, "a 200-byte body");
     let msg = Message::from_value(json.clone()).expect("our message");
     let smsg: SMessage = serde_json::from_value(json.clone()).expect("SICPA message");
-    Setup {
-        rt,
-        alice_s: Secrets::of(&alice),
-        bob_s: Secrets::of(&bob),
-        alice,
-        bob,
-        ours,
-        theirs,
-        json,
-        msg,
-        smsg,
-    }
+    Setup { rt, alice_s: Secrets::of(&alice), bob_s: Secrets::of(&bob), alice, bob, ours, theirs, json, msg, smsg }
 }
 
 async fn ours_round(s: &Setup, auth: bool) -> Message {
-    let opts = PackOptions {
-        forward: false,
-        anon_enc: ContentEnc::A256CbcHs512,
-        ..PackOptions::default()
-    };
+    let opts = PackOptions { forward: false, anon_enc: ContentEnc::A256CbcHs512, ..PackOptions::default() };
     let from = auth.then(|| s.alice.did.as_str());
-    let packed = didcomm::pack_encrypted(
-        &s.msg,
-        s.bob.did.as_str(),
-        from,
-        None,
-        &s.ours,
-        &s.alice,
-        &opts,
-    )
-    .await
-    .expect("our pack");
-    let (got, meta) = didcomm::unpack(&packed.message, &s.ours, &s.bob, &UnpackOptions::default())
+    let packed = didcomm::pack_encrypted(&s.msg, s.bob.did.as_str(), from, None, &s.ours, &s.alice, &opts)
         .await
-        .expect("our unpack");
+        .expect("our pack");
+    let (got, meta) =
+        didcomm::unpack(&packed.message, &s.ours, &s.bob, &UnpackOptions::default()).await.expect("our unpack");
     assert_eq!(meta.authenticated, auth);
     got
 }
@@ -109,14 +82,10 @@ async fn sicpa_round(s: &Setup, auth: bool) -> SMessage {
         ..PackEncryptedOptions::default()
     };
     let from = auth.then(|| s.alice.did.as_str());
-    let (packed, _) = s
-        .smsg
-        .pack_encrypted(s.bob.did.as_str(), from, None, &s.theirs, &s.alice_s, &opts)
-        .await
-        .expect("SICPA pack");
-    let (got, meta) = SMessage::unpack(&packed, &s.theirs, &s.bob_s, &SUnpackOptions::default())
-        .await
-        .expect("SICPA unpack");
+    let (packed, _) =
+        s.smsg.pack_encrypted(s.bob.did.as_str(), from, None, &s.theirs, &s.alice_s, &opts).await.expect("SICPA pack");
+    let (got, meta) =
+        SMessage::unpack(&packed, &s.theirs, &s.bob_s, &SUnpackOptions::default()).await.expect("SICPA unpack");
     assert_eq!(meta.authenticated, auth);
     got
 }

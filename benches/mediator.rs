@@ -16,10 +16,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -33,12 +30,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn metric(url: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
@@ -63,11 +55,7 @@ async fn main() {
     let idle = env_num("IDLE_CONNECTIONS", 10_000);
     let dir = std::env::temp_dir().join(format!("didmpc-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.join("mediator.toml");
     std::fs::write(
         &config,
@@ -104,11 +92,7 @@ async fn main() {
     let t = Instant::now();
     let mut packers = Vec::new();
     for w in 0..2 {
-        let (id, r, to) = (
-            alice_id.clone(),
-            resolver.clone(),
-            bob.file.party.to_string(),
-        );
+        let (id, r, to) = (alice_id.clone(), resolver.clone(), bob.file.party.to_string());
         packers.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for i in (w..forwards).step_by(2) {
@@ -148,10 +132,7 @@ async fn main() {
     // Blast them over 8 WebSockets; done when the mediator has queued them all.
     let before = metric(&url, "didmpc_mediator_forwards_queued_total").await;
     let t = Instant::now();
-    let chunks: Vec<Vec<String>> = packed
-        .chunks(packed.len().div_ceil(8))
-        .map(<[String]>::to_vec)
-        .collect();
+    let chunks: Vec<Vec<String>> = packed.chunks(packed.len().div_ceil(8)).map(<[String]>::to_vec).collect();
     let mut senders = Vec::new();
     for chunk in chunks {
         let ws_url = ws_url.clone();
@@ -186,39 +167,20 @@ async fn main() {
 
     // Bob drains the queue over one WebSocket: delivery-request 100 + messages-received.
     let link = bob.link();
-    let mut ws = gateway::transport::Transport::new()
-        .unwrap()
-        .connect(&ws_url)
-        .await
-        .unwrap();
+    let mut ws = gateway::transport::Transport::new().unwrap().connect(&ws_url).await.unwrap();
     let t = Instant::now();
     let mut delivered = 0usize;
     let mut other = Vec::new();
     loop {
-        let d = link
-            .request_ws(
-                &mut ws,
-                pickup("delivery-request", json!({"limit": 100})),
-                &mut other,
-            )
-            .await
-            .unwrap();
+        let d = link.request_ws(&mut ws, pickup("delivery-request", json!({"limit": 100})), &mut other).await.unwrap();
         if d.type_.ends_with("/status") {
             break;
         }
-        let ids: Vec<String> = gateway::link::deliveries(&d)
-            .unwrap()
-            .into_iter()
-            .map(|x| x.id)
-            .collect();
+        let ids: Vec<String> = gateway::link::deliveries(&d).unwrap().into_iter().map(|x| x.id).collect();
         delivered += ids.len();
-        link.request_ws(
-            &mut ws,
-            pickup("messages-received", json!({"message_id_list": ids})),
-            &mut other,
-        )
-        .await
-        .unwrap();
+        link.request_ws(&mut ws, pickup("messages-received", json!({"message_id_list": ids})), &mut other)
+            .await
+            .unwrap();
     }
     let deliver_secs = t.elapsed().as_secs_f64();
     assert_eq!(delivered, forwards, "every forward delivered once");
@@ -230,16 +192,9 @@ async fn main() {
     let mut conns = Vec::with_capacity(idle);
     let transport = gateway::transport::Transport::new().unwrap();
     for i in 0..idle {
-        let mut c = transport
-            .connect(&ws_url)
-            .await
-            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        let mut c = transport.connect(&ws_url).await.unwrap_or_else(|e| panic!("connection {i}: {e}"));
         let answer = link
-            .request_ws(
-                &mut c,
-                pickup("live-delivery-change", json!({"live_delivery": true})),
-                &mut other,
-            )
+            .request_ws(&mut c, pickup("live-delivery-change", json!({"live_delivery": true})), &mut other)
             .await
             .unwrap();
         assert_eq!(answer.body["live_delivery"], true);
@@ -252,21 +207,13 @@ async fn main() {
 
     println!("| measure | value |");
     println!("|---|---|");
-    println!(
-        "| forwards accepted | {forwards} in {accept_secs:.2} s = {:.0}/s |",
-        forwards as f64 / accept_secs
-    );
+    println!("| forwards accepted | {forwards} in {accept_secs:.2} s = {:.0}/s |", forwards as f64 / accept_secs);
     println!(
         "| forwards delivered (pickup 100 + ack) | {forwards} in {deliver_secs:.2} s = {:.0}/s |",
         forwards as f64 / deliver_secs
     );
-    println!(
-        "| idle live WebSockets | {open} open, set up in {:.1} s |",
-        t.elapsed().as_secs_f64()
-    );
-    println!(
-        "| mediator RSS | {rss0} KiB before, {rss1} KiB after = {per_conn:.1} KiB per connection |"
-    );
+    println!("| idle live WebSockets | {open} open, set up in {:.1} s |", t.elapsed().as_secs_f64());
+    println!("| mediator RSS | {rss0} KiB before, {rss1} KiB after = {per_conn:.1} KiB per connection |");
     for c in conns {
         drop(c);
     }

@@ -10,8 +10,7 @@ pub fn dir(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = flag {
         return Ok(p.to_path_buf());
     }
-    let base = dirs::data_dir()
-        .context("no data directory for this user; pass --home DIR or set DIDMPC_HOME")?;
+    let base = dirs::data_dir().context("no data directory for this user; pass --home DIR or set DIDMPC_HOME")?;
     Ok(base.join("didmpc"))
 }
 

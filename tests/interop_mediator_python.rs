@@ -70,8 +70,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("didmpc-{label}-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("didmpc-{label}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create a temporary directory");
         TempDir(dir)
     }
@@ -117,18 +116,8 @@ fn run_scenario(py: &Path, script: &Path, base_url: &str) -> Run {
             s
         })
     };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
+    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break Some(st),
@@ -162,23 +151,16 @@ fn python_didcomm_client_drives_the_mediator() {
     assert!(script.is_file(), "{} is missing", script.display());
 
     let tmp = TempDir::new("interop-mediator");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     let (base_url, stop, server) = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let mut cfg = Config::default();
         cfg.store.db = tmp.path().join("mediator.db");
         cfg.server.listen = addr;
         cfg.server.shutdown_grace_secs = 1;
-        let m = Mediator::open(cfg, addr)
-            .await
-            .expect("the mediator opens its temporary store");
+        let m = Mediator::open(cfg, addr).await.expect("the mediator opens its temporary store");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(mediator::serve(listener, m, async move {
             let _ = stopped.await;
@@ -197,55 +179,29 @@ fn python_didcomm_client_drives_the_mediator() {
 
     let mut steps: Vec<(String, bool, Value)> = Vec::new();
     for line in run.stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("the scenario printed a non-JSON line ({e}): {line}"));
-        let name = v["step"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a line without `step`: {line}"));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("the scenario printed a non-JSON line ({e}): {line}"));
+        let name = v["step"].as_str().unwrap_or_else(|| panic!("a line without `step`: {line}"));
         steps.push((name.to_owned(), v["ok"] == true, v["detail"].clone()));
     }
     for (name, ok, detail) in &steps {
         eprintln!("{} {name}: {detail}", if *ok { "ok  " } else { "FAIL" });
     }
-    eprintln!(
-        "python scenario: {} steps in {:.2?} against {base_url}",
-        steps.len(),
-        run.elapsed
-    );
+    eprintln!("python scenario: {} steps in {:.2?} against {base_url}", steps.len(), run.elapsed);
 
     let context = || {
-        format!(
-            "\n--- scenario stdout ---\n{}\n--- scenario stderr (tail) ---\n{}",
-            run.stdout,
-            tail(&run.stderr, 60)
-        )
+        format!("\n--- scenario stdout ---\n{}\n--- scenario stderr (tail) ---\n{}", run.stdout, tail(&run.stderr, 60))
     };
     let Some(status) = run.status else {
-        panic!(
-            "the Python scenario did not finish within {SCENARIO_TIMEOUT:?}{}",
-            context()
-        );
+        panic!("the Python scenario did not finish within {SCENARIO_TIMEOUT:?}{}", context());
     };
     if let Some((name, _, detail)) = steps.iter().find(|(_, ok, _)| !ok) {
         panic!("step `{name}` failed: {detail}{}", context());
     }
-    assert!(
-        status.success(),
-        "the Python scenario exited with {status}{}",
-        context()
-    );
+    assert!(status.success(), "the Python scenario exited with {status}{}", context());
     let printed: Vec<&str> = steps.iter().map(|(n, _, _)| n.as_str()).collect();
     for want in STEPS {
-        assert!(
-            printed.contains(want),
-            "step `{want}` was never reported{}",
-            context()
-        );
+        assert!(printed.contains(want), "step `{want}` was never reported{}", context());
     }
-    assert_eq!(
-        printed,
-        STEPS,
-        "the scenario's steps differ from the list in this test{}",
-        context()
-    );
+    assert_eq!(printed, STEPS, "the scenario's steps differ from the list in this test{}", context());
 }

@@ -13,16 +13,11 @@
 #[path = "support/python.rs"]
 mod python;
 
-use did_core::didcomm::{
-    self, parse_forward, Message, PackOptions, ServiceTarget, UnpackMetadata, UnpackOptions,
-};
+use did_core::didcomm::{self, parse_forward, Message, PackOptions, ServiceTarget, UnpackMetadata, UnpackOptions};
 use did_core::jose::content::ContentEnc;
 use did_core::keystore::derived_document;
 use did_core::method::{key, peer};
-use did_core::{
-    DidCommEndpoint, DidDocument, Identity, Jwk, KeyKind, KeyRing, Relationship, Resolver,
-    SecretKey,
-};
+use did_core::{DidCommEndpoint, DidDocument, Identity, Jwk, KeyKind, KeyRing, Relationship, Resolver, SecretKey};
 use python::Oracle;
 use serde_json::{json, Value};
 
@@ -132,25 +127,11 @@ struct Case {
 }
 
 const fn case(name: &'static str, sign: bool, auth: bool, encrypt: bool, protect: bool) -> Case {
-    Case {
-        name,
-        sign,
-        auth,
-        encrypt,
-        protect_sender: protect,
-        anon_enc: ContentEnc::A256CbcHs512,
-    }
+    Case { name, sign, auth, encrypt, protect_sender: protect, anon_enc: ContentEnc::A256CbcHs512 }
 }
 
 const fn anon(name: &'static str, enc: ContentEnc) -> Case {
-    Case {
-        name,
-        sign: false,
-        auth: false,
-        encrypt: true,
-        protect_sender: false,
-        anon_enc: enc,
-    }
+    Case { name, sign: false, auth: false, encrypt: true, protect_sender: false, anon_enc: enc }
 }
 
 const CASES: [Case; 11] = [
@@ -161,16 +142,10 @@ const CASES: [Case; 11] = [
     anon("anoncrypt/XC20P", ContentEnc::Xc20p),
     case("authcrypt", false, true, true, false),
     case("authcrypt+protect_sender", false, true, true, true),
-    Case {
-        anon_enc: ContentEnc::Xc20p,
-        ..case("authcrypt+protect_sender/XC20P", false, true, true, true)
-    },
+    Case { anon_enc: ContentEnc::Xc20p, ..case("authcrypt+protect_sender/XC20P", false, true, true, true) },
     case("signed+authcrypt", true, true, true, false),
     case("anoncrypt(signed)", true, false, true, false),
-    Case {
-        anon_enc: ContentEnc::A256Gcm,
-        ..case("anoncrypt(signed)/A256GCM", true, false, true, false)
-    },
+    Case { anon_enc: ContentEnc::A256Gcm, ..case("anoncrypt(signed)/A256GCM", true, false, true, false) },
 ];
 
 /// What both sides must report after unpacking.
@@ -224,11 +199,7 @@ fn py_alg(v: &Value) -> Option<String> {
     if v.is_null() {
         return None;
     }
-    Some(format!(
-        "{}/{}",
-        v["alg"].as_str().expect("alg"),
-        v["enc"].as_str().expect("enc")
-    ))
+    Some(format!("{}/{}", v["alg"].as_str().expect("alg"), v["enc"].as_str().expect("enc")))
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -241,78 +212,29 @@ fn strings(v: &Value) -> Vec<String> {
 
 fn check_python_meta(what: &str, m: &Value, e: &Expect) {
     assert_eq!(m["encrypted"], e.encrypted, "{what}: Python encrypted; {m}");
-    assert_eq!(
-        m["authenticated"],
-        e.authcrypt || e.non_repudiation,
-        "{what}: Python authenticated; {m}"
-    );
-    assert_eq!(
-        m["non_repudiation"], e.non_repudiation,
-        "{what}: Python non_repudiation; {m}"
-    );
-    assert_eq!(
-        m["anonymous_sender"], e.anonymous_sender,
-        "{what}: Python anonymous_sender; {m}"
-    );
-    assert_eq!(
-        py_alg(&m["enc_alg_anon"]),
-        e.enc_alg_anon,
-        "{what}: Python enc_alg_anon; {m}"
-    );
-    assert_eq!(
-        py_alg(&m["enc_alg_auth"]),
-        e.enc_alg_auth,
-        "{what}: Python enc_alg_auth; {m}"
-    );
-    assert_eq!(
-        m["sign_alg"].as_str(),
-        e.sign_alg,
-        "{what}: Python sign_alg; {m}"
-    );
+    assert_eq!(m["authenticated"], e.authcrypt || e.non_repudiation, "{what}: Python authenticated; {m}");
+    assert_eq!(m["non_repudiation"], e.non_repudiation, "{what}: Python non_repudiation; {m}");
+    assert_eq!(m["anonymous_sender"], e.anonymous_sender, "{what}: Python anonymous_sender; {m}");
+    assert_eq!(py_alg(&m["enc_alg_anon"]), e.enc_alg_anon, "{what}: Python enc_alg_anon; {m}");
+    assert_eq!(py_alg(&m["enc_alg_auth"]), e.enc_alg_auth, "{what}: Python enc_alg_auth; {m}");
+    assert_eq!(m["sign_alg"].as_str(), e.sign_alg, "{what}: Python sign_alg; {m}");
 }
 
 fn check_our_meta(what: &str, m: &UnpackMetadata, e: &Expect) {
     assert_eq!(m.encrypted, e.encrypted, "{what}: our encrypted; {m:?}");
-    assert_eq!(
-        m.authenticated,
-        e.authcrypt || e.non_repudiation,
-        "{what}: our authenticated; {m:?}"
-    );
-    assert_eq!(
-        m.encrypted_from_kid.is_some(),
-        e.authcrypt,
-        "{what}: our authcrypt sender; {m:?}"
-    );
-    assert_eq!(
-        m.non_repudiation, e.non_repudiation,
-        "{what}: our non_repudiation; {m:?}"
-    );
-    assert_eq!(
-        m.anonymous_sender, e.anonymous_sender,
-        "{what}: our anonymous_sender; {m:?}"
-    );
-    assert_eq!(
-        m.sender_protected,
-        e.authcrypt && e.anonymous_sender,
-        "{what}: our sender_protected; {m:?}"
-    );
+    assert_eq!(m.authenticated, e.authcrypt || e.non_repudiation, "{what}: our authenticated; {m:?}");
+    assert_eq!(m.encrypted_from_kid.is_some(), e.authcrypt, "{what}: our authcrypt sender; {m:?}");
+    assert_eq!(m.non_repudiation, e.non_repudiation, "{what}: our non_repudiation; {m:?}");
+    assert_eq!(m.anonymous_sender, e.anonymous_sender, "{what}: our anonymous_sender; {m:?}");
+    assert_eq!(m.sender_protected, e.authcrypt && e.anonymous_sender, "{what}: our sender_protected; {m:?}");
     assert_eq!(m.enc_alg_anon, e.enc_alg_anon, "{what}: our enc_alg_anon");
     assert_eq!(m.enc_alg_auth, e.enc_alg_auth, "{what}: our enc_alg_auth");
     assert_eq!(m.sign_alg.as_deref(), e.sign_alg, "{what}: our sign_alg");
-    assert_eq!(
-        m.signed_message.is_some(),
-        e.non_repudiation,
-        "{what}: our signed_message"
-    );
+    assert_eq!(m.signed_message.is_some(), e.non_repudiation, "{what}: our signed_message");
 }
 
 /// Our `unpack` with default options.
-async fn our_unpack(
-    what: &str,
-    packed: &str,
-    resolver: &Resolver,
-    ring: &KeyRing,
-) -> (Message, UnpackMetadata) {
+async fn our_unpack(what: &str, packed: &str, resolver: &Resolver, ring: &KeyRing) -> (Message, UnpackMetadata) {
     didcomm::unpack(packed, resolver, ring, &UnpackOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{what}: our unpack of Python's message failed: {e}\n{packed}"))
@@ -330,28 +252,14 @@ async fn we_pack(case: &Case, msg: &Message, s: &Party, r: &Party, res: &Resolve
     let what = format!("{} {}→{}", case.name, s.label, r.label);
     if !case.encrypt {
         if !case.sign {
-            return OurPacked {
-                text: didcomm::pack_plaintext(msg),
-                from_kid: None,
-                sign_kid: None,
-                to_kids: vec![],
-            };
+            return OurPacked { text: didcomm::pack_plaintext(msg), from_kid: None, sign_kid: None, to_kids: vec![] };
         }
         let (text, kid) = didcomm::pack_signed(msg, &s.did, res, &s.ring)
             .await
             .unwrap_or_else(|e| panic!("{what}: pack_signed: {e}"));
-        return OurPacked {
-            text,
-            from_kid: None,
-            sign_kid: Some(kid),
-            to_kids: vec![],
-        };
+        return OurPacked { text, from_kid: None, sign_kid: Some(kid), to_kids: vec![] };
     }
-    let opts = PackOptions {
-        protect_sender: case.protect_sender,
-        anon_enc: case.anon_enc,
-        ..PackOptions::default()
-    };
+    let opts = PackOptions { protect_sender: case.protect_sender, anon_enc: case.anon_enc, ..PackOptions::default() };
     let p = didcomm::pack_encrypted(
         msg,
         &r.did,
@@ -363,20 +271,12 @@ async fn we_pack(case: &Case, msg: &Message, s: &Party, r: &Party, res: &Resolve
     )
     .await
     .unwrap_or_else(|e| panic!("{what}: pack_encrypted: {e}"));
-    OurPacked {
-        text: p.message,
-        from_kid: p.from_kid,
-        sign_kid: p.sign_by_kid,
-        to_kids: p.to_kids,
-    }
+    OurPacked { text: p.message, from_kid: p.from_kid, sign_kid: p.sign_by_kid, to_kids: p.to_kids }
 }
 
 /// We pack, Python unpacks.
 async fn rust_to_python(o: &mut Oracle, case: &Case, s: &Party, r: &Party) {
-    let what = format!(
-        "[we pack → Python unpacks] {} {}→{}",
-        case.name, s.label, r.label
-    );
+    let what = format!("[we pack → Python unpacks] {} {}→{}", case.name, s.label, r.label);
     let res = resolver(&[s, r]);
     let msg = sample_message(case, &s.did, &r.did);
     let packed = we_pack(case, &msg, s, r, &res).await;
@@ -389,39 +289,21 @@ async fn rust_to_python(o: &mut Oracle, case: &Case, s: &Party, r: &Party) {
     assert_eq!(resp["message"], msg.to_value(), "{what}: plaintext");
     let m = &resp["metadata"];
     check_python_meta(&what, m, &case.expect("EdDSA"));
-    assert_eq!(
-        m["encrypted_from"].as_str(),
-        packed.from_kid.as_deref(),
-        "{what}: sender kid"
-    );
-    assert_eq!(
-        m["sign_from"].as_str(),
-        packed.sign_kid.as_deref(),
-        "{what}: signer kid"
-    );
+    assert_eq!(m["encrypted_from"].as_str(), packed.from_kid.as_deref(), "{what}: sender kid");
+    assert_eq!(m["sign_from"].as_str(), packed.sign_kid.as_deref(), "{what}: signer kid");
     if case.encrypt {
-        assert_eq!(
-            strings(&m["encrypted_to"]),
-            packed.to_kids,
-            "{what}: recipient kids"
-        );
+        assert_eq!(strings(&m["encrypted_to"]), packed.to_kids, "{what}: recipient kids");
     } else {
         assert!(m["encrypted_to"].is_null(), "{what}: {m}");
     }
     if case.sign {
-        assert!(
-            m["signed_message"].is_string(),
-            "{what}: Python keeps the JWS"
-        );
+        assert!(m["signed_message"].is_string(), "{what}: Python keeps the JWS");
     }
 }
 
 /// Python packs, we unpack.
 async fn python_to_rust(o: &mut Oracle, case: &Case, s: &Party, r: &Party) {
-    let what = format!(
-        "[Python packs → we unpack] {} {}→{}",
-        case.name, s.label, r.label
-    );
+    let what = format!("[Python packs → we unpack] {} {}→{}", case.name, s.label, r.label);
     let res = resolver(&[s, r]);
     let msg = sample_message(case, &s.did, &r.did);
     let base = json!({"message": msg.to_value(), "dids": dids(&[s, r]), "secrets": s.secrets});
@@ -447,33 +329,22 @@ async fn python_to_rust(o: &mut Oracle, case: &Case, s: &Party, r: &Party) {
             "enc_alg_anon": case.anon_enc.name(),
         })))
     };
-    let packed = resp["packed"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no packed text in {resp}"));
+    let packed = resp["packed"].as_str().unwrap_or_else(|| panic!("{what}: no packed text in {resp}"));
     let pm = &resp["metadata"];
     let (got, meta) = our_unpack(&what, packed, &res, &r.ring).await;
     assert_eq!(got, msg, "{what}: plaintext");
     check_our_meta(&what, &meta, &case.expect("EdDSA"));
     let py_from = pm.get("from_kid").and_then(Value::as_str);
     let py_sign = pm.get("sign_from_kid").and_then(Value::as_str);
-    assert_eq!(
-        meta.encrypted_from_kid.as_deref(),
-        py_from,
-        "{what}: sender kid"
-    );
+    assert_eq!(meta.encrypted_from_kid.as_deref(), py_from, "{what}: sender kid");
     assert_eq!(meta.sign_from.as_deref(), py_sign, "{what}: signer kid");
     if case.sign || case.auth {
-        assert_eq!(
-            meta.sender.as_deref(),
-            Some(s.did.as_str()),
-            "{what}: sender DID"
-        );
+        assert_eq!(meta.sender.as_deref(), Some(s.did.as_str()), "{what}: sender DID");
     }
     if case.encrypt {
         let to = strings(&pm["to_kids"]);
         assert!(
-            !meta.encrypted_to_kids.is_empty()
-                && meta.encrypted_to_kids.iter().all(|k| to.contains(k)),
+            !meta.encrypted_to_kids.is_empty() && meta.encrypted_to_kids.iter().all(|k| to.contains(k)),
             "{what}: we decrypted with {:?}, Python encrypted for {to:?}",
             meta.encrypted_to_kids
         );
@@ -526,32 +397,19 @@ async fn recipient_with_two_x25519_keys() {
     let ed = SecretKey::generate(KeyKind::Ed25519);
     let x1 = SecretKey::generate(KeyKind::X25519);
     let x2 = SecretKey::generate(KeyKind::X25519);
-    let did = peer::create(&[ed.public_key()], &[x1.public_key(), x2.public_key()], &[])
-        .expect("did:peer:2");
+    let did = peer::create(&[ed.public_key()], &[x1.public_key(), x2.public_key()], &[]).expect("did:peer:2");
     let doc = peer::resolve(&did).expect("resolves");
     let kids: Vec<String> = (1..=3).map(|n| format!("{did}#key-{n}")).collect();
-    let jwks: Vec<Jwk> = [&ed, &x1, &x2]
-        .iter()
-        .zip(&kids)
-        .map(|(k, kid)| Jwk::from_secret(k).with_kid(kid))
-        .collect();
+    let jwks: Vec<Jwk> = [&ed, &x1, &x2].iter().zip(&kids).map(|(k, kid)| Jwk::from_secret(k).with_kid(kid)).collect();
     Identity::from_jwks(&doc, &jwks).expect("the keys match the document");
     let bob = Party::from_jwks("bob(2×X25519)", &doc, &jwks);
     let bob_second_only = Party::from_jwks("bob(#key-3 only)", &doc, &jwks[2..]);
-    let agreement: Vec<String> = doc
-        .methods(Relationship::KeyAgreement)
-        .map(|vm| vm.id.clone())
-        .collect();
+    let agreement: Vec<String> = doc.methods(Relationship::KeyAgreement).map(|vm| vm.id.clone()).collect();
     assert_eq!(agreement, kids[1..], "did:peer:2 key ids");
 
     for sender in [party(Method::Key, "alice"), party(Method::Peer, "alice")] {
         let res = resolver(&[&sender, &bob]);
-        for case in [
-            CASES[2],
-            CASES[5],
-            CASES[6],
-            anon("anoncrypt/XC20P", ContentEnc::Xc20p),
-        ] {
+        for case in [CASES[2], CASES[5], CASES[6], anon("anoncrypt/XC20P", ContentEnc::Xc20p)] {
             let what = format!("2 keys: {} from {}", case.name, sender.label);
             // The whole matrix, unchanged, with this recipient.
             rust_to_python(&mut o, &case, &sender, &bob).await;
@@ -560,10 +418,7 @@ async fn recipient_with_two_x25519_keys() {
             // We pack for both keys; Python decrypts with each and with all.
             let msg = sample_message(&case, &sender.did, &bob.did);
             let packed = we_pack(&case, &msg, &sender, &bob, &res).await;
-            assert_eq!(
-                packed.to_kids, agreement,
-                "{what}: we encrypt for both keys"
-            );
+            assert_eq!(packed.to_kids, agreement, "{what}: we encrypt for both keys");
             let all = o.ok(json!({
                 "op": "unpack", "packed": packed.text, "dids": dids(&[&sender, &bob]),
                 "secrets": bob.secrets, "expect_decrypt_by_all_keys": true,
@@ -597,29 +452,19 @@ async fn recipient_with_two_x25519_keys() {
                 "enc_alg_anon": case.anon_enc.name(),
                 "dids": dids(&[&sender, &bob]), "secrets": sender.secrets,
             }));
-            assert_eq!(
-                strings(&resp["metadata"]["to_kids"]),
-                agreement,
-                "{what}: Python encrypts for both keys"
-            );
+            assert_eq!(strings(&resp["metadata"]["to_kids"]), agreement, "{what}: Python encrypts for both keys");
             let text = resp["packed"].as_str().expect("packed");
             let (got, meta) = our_unpack(&what, text, &res, &bob.ring).await;
             assert_eq!(got, msg, "{what}");
             assert!(meta.encrypted_to_kids.iter().all(|k| agreement.contains(k)));
             let (got, meta) = our_unpack(&what, text, &res, &bob_second_only.ring).await;
             assert_eq!(got, msg, "{what}: second key only");
-            assert!(
-                meta.encrypted_to_kids.iter().all(|k| *k == kids[2]),
-                "{what}: {:?}",
-                meta.encrypted_to_kids
-            );
+            assert!(meta.encrypted_to_kids.iter().all(|k| *k == kids[2]), "{what}: {:?}", meta.encrypted_to_kids);
             // Holding only the signing key is not enough.
             let mut ed_only = KeyRing::new();
             ed_only.add_jwks(&jwks[..1]).expect("jwk");
             assert!(
-                didcomm::unpack(text, &res, &ed_only, &UnpackOptions::default())
-                    .await
-                    .is_err(),
+                didcomm::unpack(text, &res, &ed_only, &UnpackOptions::default()).await.is_err(),
                 "{what}: decrypted without a keyAgreement secret"
             );
         }
@@ -640,42 +485,28 @@ struct Routed {
 fn routed() -> Routed {
     let mediator = party(Method::Key, "mediator");
     let mediator_kid = mediator.ka_kid();
-    assert!(
-        mediator_kid.starts_with(&format!("{}#z6LS", mediator.did)),
-        "{mediator_kid}"
-    );
+    assert!(mediator_kid.starts_with(&format!("{}#z6LS", mediator.did)), "{mediator_kid}");
     let id = Identity::generate_peer(&[DidCommEndpoint {
         uri: MEDIATOR_URI.into(),
         accept: vec!["didcomm/v2".into()],
         routing_keys: vec![mediator_kid.clone()],
     }])
     .expect("did:peer:2");
-    Routed {
-        recipient: Party::from_identity("bob(routed)", &id),
-        mediator,
-        mediator_kid,
-    }
+    Routed { recipient: Party::from_identity("bob(routed)", &id), mediator, mediator_kid }
 }
 
 const FORWARD_CASES: [Case; 4] = [
     case("authcrypt", false, true, true, false),
     anon("anoncrypt/A256GCM", ContentEnc::A256Gcm),
     case("signed+authcrypt", true, true, true, false),
-    Case {
-        anon_enc: ContentEnc::Xc20p,
-        ..case("authcrypt+protect_sender", false, true, true, true)
-    },
+    Case { anon_enc: ContentEnc::Xc20p, ..case("authcrypt+protect_sender", false, true, true, true) },
 ];
 
 /// Python packs with `forward = true`; we unwrap as the mediator, then as the recipient.
 #[tokio::test]
 async fn forward_python_packs_we_mediate_and_receive() {
     let mut o = Oracle::start();
-    let Routed {
-        mediator,
-        mediator_kid,
-        recipient,
-    } = routed();
+    let Routed { mediator, mediator_kid, recipient } = routed();
     for sender in [party(Method::Key, "alice"), party(Method::Peer, "alice")] {
         let all = [&sender, &recipient, &mediator];
         let res = resolver(&all);
@@ -690,11 +521,7 @@ async fn forward_python_packs_we_mediate_and_receive() {
                 let msg = sample_message(&case, &sender.did, &recipient.did);
                 // The oracle uses one enc_alg_anon for both the message and the forward
                 // layer; for authcrypt only the forward layer is anoncrypt.
-                let enc = if case.auth && !case.protect_sender {
-                    fwd_enc
-                } else {
-                    case.anon_enc
-                };
+                let enc = if case.auth && !case.protect_sender { fwd_enc } else { case.anon_enc };
                 let resp = o.ok(json!({
                     "op": "pack_encrypted", "message": msg.to_value(), "to": recipient.did,
                     "from": case.auth.then_some(&sender.did), "sign_by": case.sign.then_some(&sender.did),
@@ -712,65 +539,31 @@ async fn forward_python_packs_we_mediate_and_receive() {
                 // As the mediator.
                 let (fwd, fmeta) = our_unpack(&what, packed, &res, &mediator.ring).await;
                 assert!(
-                    fwd.type_.starts_with("https://didcomm.org/routing/2.")
-                        && fwd.type_.ends_with("/forward"),
+                    fwd.type_.starts_with("https://didcomm.org/routing/2.") && fwd.type_.ends_with("/forward"),
                     "{what}: {}",
                     fwd.type_
                 );
                 assert!(fmeta.encrypted && fmeta.anonymous_sender && !fmeta.authenticated);
-                assert_eq!(
-                    fmeta.encrypted_to_kids,
-                    vec![mediator_kid.clone()],
-                    "{what}"
-                );
-                assert_eq!(
-                    fmeta.enc_alg_anon,
-                    Some(format!("ECDH-ES+A256KW/{}", enc.name())),
-                    "{what}"
-                );
+                assert_eq!(fmeta.encrypted_to_kids, vec![mediator_kid.clone()], "{what}");
+                assert_eq!(fmeta.enc_alg_anon, Some(format!("ECDH-ES+A256KW/{}", enc.name())), "{what}");
                 let f = parse_forward(&fwd).unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(f.next, recipient.did, "{what}: next hop");
                 assert_eq!(f.payloads.len(), 1, "{what}");
                 // The mediator cannot read what it forwards.
                 assert!(
-                    didcomm::unpack(
-                        &f.payloads[0],
-                        &res,
-                        &mediator.ring,
-                        &UnpackOptions::default()
-                    )
-                    .await
-                    .is_err(),
+                    didcomm::unpack(&f.payloads[0], &res, &mediator.ring, &UnpackOptions::default()).await.is_err(),
                     "{what}: the mediator read the inner message"
                 );
 
                 // As the recipient.
                 let (got, meta) = our_unpack(&what, &f.payloads[0], &res, &recipient.ring).await;
                 assert_eq!(got, msg, "{what}: plaintext");
-                check_our_meta(
-                    &what,
-                    &meta,
-                    &Case {
-                        anon_enc: enc,
-                        ..case
-                    }
-                    .expect("EdDSA"),
-                );
-                assert_eq!(
-                    meta.encrypted_from_kid.as_deref(),
-                    pm["from_kid"].as_str(),
-                    "{what}"
-                );
-                assert_eq!(
-                    meta.sign_from.as_deref(),
-                    pm["sign_from_kid"].as_str(),
-                    "{what}"
-                );
+                check_our_meta(&what, &meta, &Case { anon_enc: enc, ..case }.expect("EdDSA"));
+                assert_eq!(meta.encrypted_from_kid.as_deref(), pm["from_kid"].as_str(), "{what}");
+                assert_eq!(meta.sign_from.as_deref(), pm["sign_from_kid"].as_str(), "{what}");
                 // The whole routed envelope straight to the recipient is not for it.
                 assert!(
-                    didcomm::unpack(packed, &res, &recipient.ring, &UnpackOptions::default())
-                        .await
-                        .is_err(),
+                    didcomm::unpack(packed, &res, &recipient.ring, &UnpackOptions::default()).await.is_err(),
                     "{what}: the recipient opened the mediator's layer"
                 );
             }
@@ -783,22 +576,15 @@ async fn forward_python_packs_we_mediate_and_receive() {
 #[tokio::test]
 async fn forward_we_pack_python_mediates_and_receives() {
     let mut o = Oracle::start();
-    let Routed {
-        mediator,
-        mediator_kid,
-        recipient,
-    } = routed();
+    let Routed { mediator, mediator_kid, recipient } = routed();
     for sender in [party(Method::Key, "alice"), party(Method::Peer, "alice")] {
         let all = [&sender, &recipient, &mediator];
         let res = resolver(&all);
         for case in FORWARD_CASES {
             let what = format!("forward (we pack) {} from {}", case.name, sender.label);
             let msg = sample_message(&case, &sender.did, &recipient.did);
-            let opts = PackOptions {
-                protect_sender: case.protect_sender,
-                anon_enc: case.anon_enc,
-                ..PackOptions::default()
-            };
+            let opts =
+                PackOptions { protect_sender: case.protect_sender, anon_enc: case.anon_enc, ..PackOptions::default() };
             assert!(opts.forward, "forwarding is the default");
             let p = didcomm::pack_encrypted(
                 &msg,
@@ -813,10 +599,7 @@ async fn forward_we_pack_python_mediates_and_receives() {
             .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
                 p.service,
-                Some(ServiceTarget {
-                    uri: MEDIATOR_URI.into(),
-                    routing_keys: vec![mediator_kid.clone()],
-                }),
+                Some(ServiceTarget { uri: MEDIATOR_URI.into(), routing_keys: vec![mediator_kid.clone()] }),
                 "{what}"
             );
 
@@ -825,26 +608,15 @@ async fn forward_we_pack_python_mediates_and_receives() {
                 "dids": dids(&all), "secrets": mediator.secrets,
             }));
             assert_eq!(f["next"], recipient.did, "{what}: next hop");
-            assert_eq!(
-                f["metadata"]["encrypted_to"],
-                json!([mediator_kid]),
-                "{what}"
-            );
+            assert_eq!(f["metadata"]["encrypted_to"], json!([mediator_kid]), "{what}");
             // Python's plain unpack as the mediator stops at the forward message
             // (it holds no key for `next`).
             let as_mediator = o.ok(json!({
                 "op": "unpack", "packed": p.message,
                 "dids": dids(&all), "secrets": mediator.secrets,
             }));
-            assert_eq!(
-                as_mediator["message"]["type"],
-                didcomm::FORWARD,
-                "{what}: {as_mediator}"
-            );
-            assert_eq!(
-                as_mediator["message"]["body"]["next"], recipient.did,
-                "{what}"
-            );
+            assert_eq!(as_mediator["message"]["type"], didcomm::FORWARD, "{what}: {as_mediator}");
+            assert_eq!(as_mediator["message"]["body"]["next"], recipient.did, "{what}");
             assert_eq!(as_mediator["metadata"]["re_wrapped_in_forward"], false);
 
             let inner = f["forwarded_packed"].as_str().expect("forwarded_packed");
@@ -855,11 +627,7 @@ async fn forward_we_pack_python_mediates_and_receives() {
             assert_eq!(resp["message"], msg.to_value(), "{what}: plaintext");
             let m = &resp["metadata"];
             check_python_meta(&what, m, &case.expect("EdDSA"));
-            assert_eq!(
-                m["encrypted_from"].as_str(),
-                p.from_kid.as_deref(),
-                "{what}"
-            );
+            assert_eq!(m["encrypted_from"].as_str(), p.from_kid.as_deref(), "{what}");
             assert_eq!(m["sign_from"].as_str(), p.sign_by_kid.as_deref(), "{what}");
             assert_eq!(m["re_wrapped_in_forward"], false, "{what}");
 
@@ -892,10 +660,9 @@ fn spec_party(keys: &Value, who: &str) -> Party {
 #[tokio::test]
 async fn spec_keys_p256_and_p521() {
     let path = python::repo_root().join("specs/vectors/didcomm/keys.json");
-    let keys: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .expect("keys.json");
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .expect("keys.json");
     let alice = spec_party(&keys, "alice");
     let bob = spec_party(&keys, "bob");
     let res = resolver(&[&alice, &bob]);
@@ -904,24 +671,14 @@ async fn spec_keys_p256_and_p521() {
 
     for curve in ["p256", "p521"] {
         let alice_kid = format!("{}#key-{curve}-1", alice.did);
-        let bob_kids: Vec<String> = (1..=2)
-            .map(|n| format!("{}#key-{curve}-{n}", bob.did))
-            .collect();
+        let bob_kids: Vec<String> = (1..=2).map(|n| format!("{}#key-{curve}-{n}", bob.did)).collect();
         // (to, from): one key anoncrypt, one key authcrypt, all of Bob's keys on the
         // curve authcrypt (our sender key picks the curve).
         let variants: [(String, Option<String>, ContentEnc); 4] = [
             (bob_kids[0].clone(), None, ContentEnc::A256CbcHs512),
             (bob_kids[1].clone(), None, ContentEnc::Xc20p),
-            (
-                bob_kids[0].clone(),
-                Some(alice_kid.clone()),
-                ContentEnc::A256CbcHs512,
-            ),
-            (
-                bob.did.clone(),
-                Some(alice_kid.clone()),
-                ContentEnc::A256Gcm,
-            ),
+            (bob_kids[0].clone(), Some(alice_kid.clone()), ContentEnc::A256CbcHs512),
+            (bob.did.clone(), Some(alice_kid.clone()), ContentEnc::A256Gcm),
         ];
         for (to, from, enc) in variants {
             let case = Case {
@@ -934,19 +691,11 @@ async fn spec_keys_p256_and_p521() {
             };
             let what = format!("{curve}: to {to} from {from:?} ({})", enc.name());
             let msg = sample_message(&case, &alice.did, &bob.did);
-            let opts = PackOptions {
-                anon_enc: enc,
-                ..PackOptions::default()
-            };
-            let p =
-                didcomm::pack_encrypted(&msg, &to, from.as_deref(), None, &res, &alice.ring, &opts)
-                    .await
-                    .unwrap_or_else(|e| panic!("{what}: we cannot pack: {e}"));
-            let want_to: Vec<String> = if to == bob.did {
-                bob_kids.clone()
-            } else {
-                vec![to.clone()]
-            };
+            let opts = PackOptions { anon_enc: enc, ..PackOptions::default() };
+            let p = didcomm::pack_encrypted(&msg, &to, from.as_deref(), None, &res, &alice.ring, &opts)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: we cannot pack: {e}"));
+            let want_to: Vec<String> = if to == bob.did { bob_kids.clone() } else { vec![to.clone()] };
             assert_eq!(p.to_kids, want_to, "{what}");
             let jwe: Value = serde_json::from_str(&p.message).expect("JSON");
             let crv = match curve {
@@ -954,8 +703,7 @@ async fn spec_keys_p256_and_p521() {
                 _ => "P-521",
             };
             let protected: Value = serde_json::from_slice(
-                &did_core::jose::b64d(jwe["protected"].as_str().expect("protected"), "p")
-                    .expect("b64"),
+                &did_core::jose::b64d(jwe["protected"].as_str().expect("protected"), "p").expect("b64"),
             )
             .expect("header");
             assert_eq!(protected["epk"]["crv"], crv, "{what}");
@@ -989,10 +737,7 @@ async fn spec_keys_p256_and_p521() {
     // ES256: Alice's P-256 authentication key (#key-2), alone and inside authcrypt.
     for (case, from) in [
         (case("signed ES256", true, false, false, false), None),
-        (
-            case("signed ES256 + authcrypt P-256", true, true, true, false),
-            Some(format!("{}#key-p256-1", alice.did)),
-        ),
+        (case("signed ES256 + authcrypt P-256", true, true, true, false), Some(format!("{}#key-p256-1", alice.did))),
     ] {
         let what = case.name;
         let sign_kid = format!("{}#key-2", alice.did);
@@ -1011,10 +756,7 @@ async fn spec_keys_p256_and_p521() {
             .unwrap_or_else(|e| panic!("{what}: {e}"))
             .message
         } else {
-            didcomm::pack_signed(&msg, &sign_kid, &res, &alice.ring)
-                .await
-                .unwrap_or_else(|e| panic!("{what}: {e}"))
-                .0
+            didcomm::pack_signed(&msg, &sign_kid, &res, &alice.ring).await.unwrap_or_else(|e| panic!("{what}: {e}")).0
         };
         let resp = o.ok(json!({
             "op": "unpack", "packed": text, "dids": docs, "secrets": bob.secrets,
@@ -1028,13 +770,7 @@ async fn spec_keys_p256_and_p521() {
             "message": msg.to_value(), "to": bob.did, "from": from, "sign_by": sign_kid,
             "forward": false, "dids": docs, "secrets": alice.secrets,
         }));
-        let (got, meta) = our_unpack(
-            what,
-            resp["packed"].as_str().expect("packed"),
-            &res,
-            &bob.ring,
-        )
-        .await;
+        let (got, meta) = our_unpack(what, resp["packed"].as_str().expect("packed"), &res, &bob.ring).await;
         assert_eq!(got, msg, "{what}");
         check_our_meta(what, &meta, &case.expect("ES256"));
         assert_eq!(meta.sign_from.as_deref(), Some(sign_kid.as_str()), "{what}");
@@ -1046,23 +782,12 @@ async fn spec_keys_p256_and_p521() {
     let sk = SecretKey::generate(KeyKind::P521);
     let did = key::did_for(&sk.public_key());
     let doc = key::resolve(&did).expect("a P-521 did:key");
-    let kid = doc
-        .methods(Relationship::Authentication)
-        .next()
-        .expect("an authentication key")
-        .id
-        .clone();
-    let carol = Party::from_jwks(
-        "carol(P-521 did:key)",
-        &doc,
-        &[Jwk::from_secret(&sk).with_kid(&kid)],
-    );
+    let kid = doc.methods(Relationship::Authentication).next().expect("an authentication key").id.clone();
+    let carol = Party::from_jwks("carol(P-521 did:key)", &doc, &[Jwk::from_secret(&sk).with_kid(&kid)]);
     let res = resolver(&[&carol, &bob]);
     let case = case("signed ES512", true, false, false, false);
     let msg = sample_message(&case, &carol.did, &bob.did);
-    let (text, used) = didcomm::pack_signed(&msg, &carol.did, &res, &carol.ring)
-        .await
-        .expect("we sign ES512");
+    let (text, used) = didcomm::pack_signed(&msg, &carol.did, &res, &carol.ring).await.expect("we sign ES512");
     assert_eq!(used, kid);
     let (got, meta) = our_unpack("ES512", &text, &res, &bob.ring).await;
     assert_eq!(got, msg);

@@ -10,18 +10,13 @@ mod sicpa;
 use ::didcomm::algorithms::{AnonCryptAlg, AuthCryptAlg, SignAlg};
 use ::didcomm::protocols::routing::try_parse_forward;
 use ::didcomm::{
-    Message as SMessage, PackEncryptedOptions, UnpackMetadata as SUnpackMetadata,
-    UnpackOptions as SUnpackOptions,
+    Message as SMessage, PackEncryptedOptions, UnpackMetadata as SUnpackMetadata, UnpackOptions as SUnpackOptions,
 };
-use did_core::didcomm::{
-    self, parse_forward, Message, PackOptions, ServiceTarget, UnpackMetadata, UnpackOptions,
-};
+use did_core::didcomm::{self, parse_forward, Message, PackOptions, ServiceTarget, UnpackMetadata, UnpackOptions};
 use did_core::jose::content::ContentEnc;
 use did_core::keystore::derived_document;
 use did_core::method::peer;
-use did_core::{
-    DidCommEndpoint, Error, Identity, Jwk, KeyKind, KeyRing, Relationship, Resolver, SecretKey,
-};
+use did_core::{DidCommEndpoint, Error, Identity, Jwk, KeyKind, KeyRing, Relationship, Resolver, SecretKey};
 use serde_json::{json, Value};
 use sicpa::{Dids, Secrets};
 
@@ -56,10 +51,7 @@ fn generate(m: Method, name: &str) -> Identity {
 
 /// The kid of an identity's first key of `kind`.
 fn kid_of(id: &Identity, kind: KeyKind) -> String {
-    id.keys()
-        .find(|(_, k)| k.kind() == kind)
-        .map(|(kid, _)| kid.to_owned())
-        .unwrap()
+    id.keys().find(|(_, k)| k.kind() == kind).map(|(kid, _)| kid.to_owned()).unwrap()
 }
 
 fn ka(id: &Identity) -> String {
@@ -127,19 +119,11 @@ fn uuid_like() -> String {
 }
 
 fn no_forward() -> PackOptions {
-    PackOptions {
-        forward: false,
-        ..PackOptions::default()
-    }
+    PackOptions { forward: false, ..PackOptions::default() }
 }
 
 fn s_opts(protect_sender: bool, anon: AnonCryptAlg) -> PackEncryptedOptions {
-    PackEncryptedOptions {
-        protect_sender,
-        forward: false,
-        enc_alg_anon: anon,
-        ..PackEncryptedOptions::default()
-    }
+    PackEncryptedOptions { protect_sender, forward: false, enc_alg_anon: anon, ..PackEncryptedOptions::default() }
 }
 
 fn anon_name(enc: ContentEnc) -> String {
@@ -155,11 +139,7 @@ fn sicpa_anon(enc: ContentEnc) -> AnonCryptAlg {
 }
 
 const AUTH: &str = "ECDH-1PU+A256KW/A256CBC-HS512";
-const ENCS: [ContentEnc; 3] = [
-    ContentEnc::A256CbcHs512,
-    ContentEnc::A256Gcm,
-    ContentEnc::Xc20p,
-];
+const ENCS: [ContentEnc; 3] = [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p];
 
 /// What both sides should report about an unpacked message.
 #[derive(Debug, Default, Clone)]
@@ -177,67 +157,34 @@ struct Expect {
 fn check_ours(meta: &UnpackMetadata, e: &Expect, sender_did: &str) {
     assert_eq!(meta.encrypted, e.encrypted, "{meta:?}");
     // Authenticated by authcrypt or by a signature (as SICPA counts it too).
-    assert_eq!(
-        meta.authenticated,
-        e.from_kid.is_some() || e.sign_kid.is_some(),
-        "{meta:?}"
-    );
+    assert_eq!(meta.authenticated, e.from_kid.is_some() || e.sign_kid.is_some(), "{meta:?}");
     assert_eq!(meta.non_repudiation, e.sign_kid.is_some(), "{meta:?}");
     assert_eq!(meta.anonymous_sender, e.anonymous_sender, "{meta:?}");
-    assert_eq!(
-        meta.sender_protected,
-        e.anonymous_sender && e.from_kid.is_some(),
-        "{meta:?}"
-    );
+    assert_eq!(meta.sender_protected, e.anonymous_sender && e.from_kid.is_some(), "{meta:?}");
     assert_eq!(meta.encrypted_from_kid, e.from_kid, "{meta:?}");
     assert_eq!(meta.sign_from, e.sign_kid, "{meta:?}");
-    assert_eq!(
-        meta.sign_alg.as_deref(),
-        e.sign_kid.as_ref().map(|_| "EdDSA")
-    );
+    assert_eq!(meta.sign_alg.as_deref(), e.sign_kid.as_ref().map(|_| "EdDSA"));
     assert_eq!(meta.enc_alg_anon, e.anon.map(anon_name), "{meta:?}");
-    assert_eq!(
-        meta.enc_alg_auth.as_deref(),
-        e.from_kid.as_ref().map(|_| AUTH),
-        "{meta:?}"
-    );
+    assert_eq!(meta.enc_alg_auth.as_deref(), e.from_kid.as_ref().map(|_| AUTH), "{meta:?}");
     let mut got = meta.encrypted_to_kids.clone();
     got.dedup(); // one entry per layer or per key, depending on the version
     assert_eq!(got, e.to_kids, "{meta:?}");
     let authenticated = e.from_kid.is_some() || e.sign_kid.is_some();
-    assert_eq!(
-        meta.sender.as_deref(),
-        authenticated.then_some(sender_did),
-        "{meta:?}"
-    );
+    assert_eq!(meta.sender.as_deref(), authenticated.then_some(sender_did), "{meta:?}");
     assert_eq!(meta.signed_message.is_some(), e.sign_kid.is_some());
 }
 
 fn check_theirs(meta: &SUnpackMetadata, e: &Expect) {
     assert_eq!(meta.encrypted, e.encrypted, "{meta:?}");
-    assert_eq!(
-        meta.authenticated,
-        e.from_kid.is_some() || e.sign_kid.is_some(),
-        "{meta:?}"
-    );
+    assert_eq!(meta.authenticated, e.from_kid.is_some() || e.sign_kid.is_some(), "{meta:?}");
     assert_eq!(meta.non_repudiation, e.sign_kid.is_some(), "{meta:?}");
     assert_eq!(meta.anonymous_sender, e.anonymous_sender, "{meta:?}");
     assert!(!meta.re_wrapped_in_forward);
     assert_eq!(meta.encrypted_from_kid, e.from_kid, "{meta:?}");
     assert_eq!(meta.sign_from, e.sign_kid, "{meta:?}");
-    assert_eq!(
-        meta.sign_alg,
-        e.sign_kid.as_ref().map(|_| SignAlg::EdDSA),
-        "{meta:?}"
-    );
+    assert_eq!(meta.sign_alg, e.sign_kid.as_ref().map(|_| SignAlg::EdDSA), "{meta:?}");
     assert_eq!(meta.enc_alg_anon, e.anon.map(sicpa_anon), "{meta:?}");
-    assert_eq!(
-        meta.enc_alg_auth,
-        e.from_kid
-            .as_ref()
-            .map(|_| AuthCryptAlg::A256cbcHs512Ecdh1puA256kw),
-        "{meta:?}"
-    );
+    assert_eq!(meta.enc_alg_auth, e.from_kid.as_ref().map(|_| AuthCryptAlg::A256cbcHs512Ecdh1puA256kw), "{meta:?}");
     let to = (!e.to_kids.is_empty()).then(|| e.to_kids.clone());
     assert_eq!(meta.encrypted_to_kids, to, "{meta:?}");
     assert_eq!(meta.signed_message.is_some(), e.sign_kid.is_some());
@@ -286,21 +233,13 @@ async fn signed_both_ways() {
     for (a, b) in PAIRS {
         let w = World::new(a, b);
         let (ours, theirs, v) = w.message("signed");
-        let e = Expect {
-            sign_kid: Some(auth(&w.alice)),
-            ..Expect::default()
-        };
+        let e = Expect { sign_kid: Some(auth(&w.alice)), ..Expect::default() };
 
-        let (packed, meta) = theirs
-            .pack_signed(w.alice.did.as_str(), &w.theirs, &w.alice_s)
-            .await
-            .unwrap();
+        let (packed, meta) = theirs.pack_signed(w.alice.did.as_str(), &w.theirs, &w.alice_s).await.unwrap();
         assert_eq!(meta.sign_by_kid, auth(&w.alice));
         ours_unpacks(&w, &packed, &v, &e).await;
 
-        let (packed, kid) = didcomm::pack_signed(&ours, w.alice.did.as_str(), &w.ours, &w.alice)
-            .await
-            .unwrap();
+        let (packed, kid) = didcomm::pack_signed(&ours, w.alice.did.as_str(), &w.ours, &w.alice).await.unwrap();
         assert_eq!(kid, auth(&w.alice));
         theirs_unpacks(&w, &packed, &v, &e).await;
     }
@@ -321,14 +260,7 @@ async fn anoncrypt_three_ciphers_both_ways() {
             };
 
             let (packed, meta) = theirs
-                .pack_encrypted(
-                    w.bob.did.as_str(),
-                    None,
-                    None,
-                    &w.theirs,
-                    &w.alice_s,
-                    &s_opts(false, sicpa_anon(enc)),
-                )
+                .pack_encrypted(w.bob.did.as_str(), None, None, &w.theirs, &w.alice_s, &s_opts(false, sicpa_anon(enc)))
                 .await
                 .unwrap();
             assert_eq!(meta.to_kids, vec![ka(&w.bob)]);
@@ -336,21 +268,9 @@ async fn anoncrypt_three_ciphers_both_ways() {
             assert_eq!(envelope_header(&packed)["enc"], enc.name());
             ours_unpacks(&w, &packed, &v, &e).await;
 
-            let opts = PackOptions {
-                anon_enc: enc,
-                ..no_forward()
-            };
-            let packed = didcomm::pack_encrypted(
-                &ours,
-                w.bob.did.as_str(),
-                None,
-                None,
-                &w.ours,
-                &w.alice,
-                &opts,
-            )
-            .await
-            .unwrap();
+            let opts = PackOptions { anon_enc: enc, ..no_forward() };
+            let packed =
+                didcomm::pack_encrypted(&ours, w.bob.did.as_str(), None, None, &w.ours, &w.alice, &opts).await.unwrap();
             assert_eq!(packed.to_kids, vec![ka(&w.bob)]);
             let h = envelope_header(&packed.message);
             assert_eq!(h["enc"], enc.name());
@@ -366,12 +286,8 @@ async fn authcrypt_both_ways() {
     for (a, b) in PAIRS {
         let w = World::new(a, b);
         let (ours, theirs, v) = w.message("authcrypt");
-        let e = Expect {
-            encrypted: true,
-            from_kid: Some(ka(&w.alice)),
-            to_kids: vec![ka(&w.bob)],
-            ..Expect::default()
-        };
+        let e =
+            Expect { encrypted: true, from_kid: Some(ka(&w.alice)), to_kids: vec![ka(&w.bob)], ..Expect::default() };
 
         let (packed, meta) = theirs
             .pack_encrypted(
@@ -439,11 +355,7 @@ async fn authcrypt_with_protected_sender_both_ways() {
             assert!(!packed.contains(w.alice.did.as_str()), "sender is hidden");
             ours_unpacks(&w, &packed, &v, &e).await;
 
-            let opts = PackOptions {
-                protect_sender: true,
-                anon_enc: enc,
-                ..no_forward()
-            };
+            let opts = PackOptions { protect_sender: true, anon_enc: enc, ..no_forward() };
             let packed = didcomm::pack_encrypted(
                 &ours,
                 w.bob.did.as_str(),
@@ -555,20 +467,10 @@ fn two_key_peer() -> (Identity, Vec<(String, SecretKey)>) {
     let x1 = SecretKey::generate(KeyKind::X25519);
     let x2 = SecretKey::generate(KeyKind::X25519);
     let did = peer::create(&[ed.public_key()], &[x1.public_key(), x2.public_key()], &[]).unwrap();
-    let keys = vec![
-        (format!("{did}#key-1"), ed),
-        (format!("{did}#key-2"), x1),
-        (format!("{did}#key-3"), x2),
-    ];
+    let keys = vec![(format!("{did}#key-1"), ed), (format!("{did}#key-2"), x1), (format!("{did}#key-3"), x2)];
     let doc = derived_document(&did).unwrap();
-    assert_eq!(
-        doc.relationships[Relationship::KeyAgreement as usize],
-        vec![keys[1].0.clone(), keys[2].0.clone()]
-    );
-    let jwks: Vec<Jwk> = keys
-        .iter()
-        .map(|(kid, k)| Jwk::from_secret(k).with_kid(kid.as_str()))
-        .collect();
+    assert_eq!(doc.relationships[Relationship::KeyAgreement as usize], vec![keys[1].0.clone(), keys[2].0.clone()]);
+    let jwks: Vec<Jwk> = keys.iter().map(|(kid, k)| Jwk::from_secret(k).with_kid(kid.as_str())).collect();
     (Identity::from_jwks(&doc, &jwks).unwrap(), keys)
 }
 
@@ -617,10 +519,7 @@ async fn several_recipient_keys_both_ways() {
                 .unwrap();
             assert_eq!(meta.to_kids, both);
             ours_unpacks(&w, &packed, &v, &e).await;
-            let (got, meta) =
-                didcomm::unpack(&packed, &w.ours, &second_only, &UnpackOptions::default())
-                    .await
-                    .unwrap();
+            let (got, meta) = didcomm::unpack(&packed, &w.ours, &second_only, &UnpackOptions::default()).await.unwrap();
             assert_eq!(got.to_value(), v);
             assert_eq!(meta.encrypted_to_kids, vec![keys[2].0.clone()]);
 
@@ -639,22 +538,11 @@ async fn several_recipient_keys_both_ways() {
             assert_eq!(packed.to_kids, both);
             theirs_unpacks(&w, &packed.message, &v, &e).await;
             // every recipient key decrypts it
-            let all = SUnpackOptions {
-                expect_decrypt_by_all_keys: true,
-                ..SUnpackOptions::default()
-            };
-            let (got, _) = SMessage::unpack(&packed.message, &w.theirs, &w.bob_s, &all)
-                .await
-                .unwrap();
+            let all = SUnpackOptions { expect_decrypt_by_all_keys: true, ..SUnpackOptions::default() };
+            let (got, _) = SMessage::unpack(&packed.message, &w.theirs, &w.bob_s, &all).await.unwrap();
             assert_eq!(serde_json::to_value(&got).unwrap(), v);
-            let (got, _) = SMessage::unpack(
-                &packed.message,
-                &w.theirs,
-                &second_only_s,
-                &SUnpackOptions::default(),
-            )
-            .await
-            .unwrap();
+            let (got, _) =
+                SMessage::unpack(&packed.message, &w.theirs, &second_only_s, &SUnpackOptions::default()).await.unwrap();
             assert_eq!(serde_json::to_value(&got).unwrap(), v);
         }
     }
@@ -728,14 +616,7 @@ async fn forward_packed_by_sicpa_unwrapped_by_us() {
         ));
 
         // Our mediator (a KeyRing with the mediator's keys) opens the forward.
-        let (fwd, m) = didcomm::unpack(
-            &packed,
-            &w.ours,
-            &r.mediator_ring,
-            &UnpackOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (fwd, m) = didcomm::unpack(&packed, &w.ours, &r.mediator_ring, &UnpackOptions::default()).await.unwrap();
         assert!(m.encrypted && m.anonymous_sender && !m.authenticated && !m.non_repudiation);
         assert_eq!(m.encrypted_to_kids, vec![r.mediator_kid.clone()]);
         assert_eq!(m.enc_alg_anon, Some(anon_name(ContentEnc::Xc20p)));
@@ -745,12 +626,8 @@ async fn forward_packed_by_sicpa_unwrapped_by_us() {
         assert_eq!(f.payloads.len(), 1);
 
         // The recipient opens the payload.
-        let e = Expect {
-            encrypted: true,
-            from_kid: Some(ka(&w.alice)),
-            to_kids: vec![ka(&w.bob)],
-            ..Expect::default()
-        };
+        let e =
+            Expect { encrypted: true, from_kid: Some(ka(&w.alice)), to_kids: vec![ka(&w.bob)], ..Expect::default() };
         ours_unpacks(w, &f.payloads[0], &v, &e).await;
     }
 }
@@ -774,21 +651,13 @@ async fn forward_packed_by_us_unwrapped_by_sicpa() {
         .unwrap();
         assert_eq!(
             packed.service,
-            Some(ServiceTarget {
-                uri: r.uri.clone(),
-                routing_keys: vec![r.mediator_kid.clone()],
-            })
+            Some(ServiceTarget { uri: r.uri.clone(), routing_keys: vec![r.mediator_kid.clone()] })
         );
         assert_eq!(packed.to_kids, vec![ka(&w.bob)]);
 
         // SICPA as the mediator.
-        let mediator_opts = SUnpackOptions {
-            unwrap_re_wrapping_forward: false,
-            ..SUnpackOptions::default()
-        };
-        let (fwd, m) = SMessage::unpack(&packed.message, &w.theirs, &r.mediator_s, &mediator_opts)
-            .await
-            .unwrap();
+        let mediator_opts = SUnpackOptions { unwrap_re_wrapping_forward: false, ..SUnpackOptions::default() };
+        let (fwd, m) = SMessage::unpack(&packed.message, &w.theirs, &r.mediator_s, &mediator_opts).await.unwrap();
         assert!(m.encrypted && m.anonymous_sender && !m.authenticated);
         assert_eq!(m.encrypted_to_kids, Some(vec![r.mediator_kid.clone()]));
         assert_eq!(m.enc_alg_anon, Some(AnonCryptAlg::A256cbcHs512EcdhEsA256kw));
@@ -797,29 +666,18 @@ async fn forward_packed_by_us_unwrapped_by_sicpa() {
         let inner = serde_json::to_string(&parsed.forwarded_msg).unwrap();
 
         // SICPA as the recipient.
-        let e = Expect {
-            encrypted: true,
-            from_kid: Some(ka(&w.alice)),
-            to_kids: vec![ka(&w.bob)],
-            ..Expect::default()
-        };
+        let e =
+            Expect { encrypted: true, from_kid: Some(ka(&w.alice)), to_kids: vec![ka(&w.bob)], ..Expect::default() };
         theirs_unpacks(w, &inner, &v, &e).await;
         // and the mediator's key never decrypts the inner envelope
-        assert!(
-            SMessage::unpack(&inner, &w.theirs, &r.mediator_s, &mediator_opts)
-                .await
-                .is_err()
-        );
+        assert!(SMessage::unpack(&inner, &w.theirs, &r.mediator_s, &mediator_opts).await.is_err());
     }
 }
 
 /// Error messages clip long DIDs (did:peer:2) to 120 characters and an ellipsis.
 fn assert_clipped(got: &str, full: &str) {
     match got.strip_suffix('…') {
-        Some(prefix) => assert!(
-            prefix.len() >= 100 && full.starts_with(prefix),
-            "{got} vs {full}"
-        ),
+        Some(prefix) => assert!(prefix.len() >= 100 && full.starts_with(prefix), "{got} vs {full}"),
         None => assert_eq!(got, full),
     }
 }
@@ -829,14 +687,9 @@ fn assert_clipped(got: &str, full: &str) {
 fn lying_message(w: &World, liar_from: &str) -> SMessage {
     let (_, mut theirs, _) = w.message("liar");
     theirs.from = None;
-    theirs
-        .extra_headers
-        .insert("from".into(), Value::String(liar_from.to_owned()));
+    theirs.extra_headers.insert("from".into(), Value::String(liar_from.to_owned()));
     let v = serde_json::to_value(&theirs).unwrap();
-    assert_eq!(
-        v["from"], liar_from,
-        "the plaintext carries the lying `from`"
-    );
+    assert_eq!(v["from"], liar_from, "the plaintext carries the lying `from`");
     theirs
 }
 
@@ -860,18 +713,12 @@ async fn we_reject_sicpa_authcrypt_with_another_from() {
             .unwrap();
         assert_eq!(meta.from_kid, Some(ka(&w.alice)));
         // The envelope is otherwise sound: SICPA itself opens it (and does not check `from`).
-        let (got, m) = SMessage::unpack(&packed, &w.theirs, &w.bob_s, &SUnpackOptions::default())
-            .await
-            .unwrap();
+        let (got, m) = SMessage::unpack(&packed, &w.theirs, &w.bob_s, &SUnpackOptions::default()).await.unwrap();
         assert_eq!(got.from.as_deref(), Some(carol.did.as_str()));
         assert_eq!(m.encrypted_from_kid, Some(ka(&w.alice)));
 
         match didcomm::unpack(&packed, &w.ours, &w.bob, &UnpackOptions::default()).await {
-            Err(Error::SenderMismatch {
-                claimed,
-                actual,
-                how,
-            }) => {
+            Err(Error::SenderMismatch { claimed, actual, how }) => {
                 assert_clipped(&claimed, carol.did.as_str());
                 assert_clipped(&actual, w.alice.did.as_str());
                 assert_eq!(how, "encrypted");
@@ -893,10 +740,7 @@ async fn we_reject_sicpa_authcrypt_with_another_from() {
             .unwrap();
         assert!(matches!(
             didcomm::unpack(&packed, &w.ours, &w.bob, &UnpackOptions::default()).await,
-            Err(Error::SenderMismatch {
-                how: "encrypted",
-                ..
-            })
+            Err(Error::SenderMismatch { how: "encrypted", .. })
         ));
     }
 }
@@ -909,16 +753,9 @@ async fn we_reject_sicpa_signed_with_another_from() {
         let (_, mut theirs, _) = w.message("signed-liar");
         // SICPA's pack_signed does not compare `from` with the signer at all.
         theirs.from = Some(carol.did.to_string());
-        let (packed, _) = theirs
-            .pack_signed(w.alice.did.as_str(), &w.theirs, &w.alice_s)
-            .await
-            .unwrap();
+        let (packed, _) = theirs.pack_signed(w.alice.did.as_str(), &w.theirs, &w.alice_s).await.unwrap();
         match didcomm::unpack(&packed, &w.ours, &w.bob, &UnpackOptions::default()).await {
-            Err(Error::SenderMismatch {
-                claimed,
-                actual,
-                how,
-            }) => {
+            Err(Error::SenderMismatch { claimed, actual, how }) => {
                 assert_clipped(&claimed, carol.did.as_str());
                 assert_clipped(&actual, w.alice.did.as_str());
                 assert_eq!(how, "signed");

@@ -55,43 +55,22 @@ async fn http_garbage_is_refused_clearly() {
     // an envelope for someone else
     let stranger = Identity::generate_key();
     let r = Resolver::default();
-    let msg = didcomm::Message::new(
-        "https://didcomm.org/trust-ping/2.0/ping",
-        serde_json::json!({}),
-    );
-    let packed = didcomm::pack_encrypted(
-        &msg,
-        stranger.did.as_str(),
-        None,
-        None,
-        &r,
-        &stranger,
-        &PackOptions::default(),
-    )
-    .await
-    .unwrap();
+    let msg = didcomm::Message::new("https://didcomm.org/trust-ping/2.0/ping", serde_json::json!({}));
+    let packed =
+        didcomm::pack_encrypted(&msg, stranger.did.as_str(), None, None, &r, &stranger, &PackOptions::default())
+            .await
+            .unwrap();
     let (s, v) = post(&m.url, CT, packed.message).await;
     assert_eq!((s, code(&v)), (400, "e.m.trust.crypto"), "{v}");
     // an anoncrypted ping: mediator protocols need a known sender
-    let packed = didcomm::pack_encrypted(
-        &msg,
-        m.mediator.did().as_str(),
-        None,
-        None,
-        &r,
-        &stranger,
-        &PackOptions::default(),
-    )
-    .await
-    .unwrap();
+    let packed =
+        didcomm::pack_encrypted(&msg, m.mediator.did().as_str(), None, None, &r, &stranger, &PackOptions::default())
+            .await
+            .unwrap();
     let (s, v) = post(&m.url, CT, packed.message).await;
     assert_eq!((s, code(&v)), (401, "e.m.trust.sender-unknown"));
     // a forward for a DID nobody registered here
-    let fwd = forward::forward_message(
-        stranger.did.as_str(),
-        serde_json::json!({"ciphertext": "x"}),
-        None,
-    );
+    let fwd = forward::forward_message(stranger.did.as_str(), serde_json::json!({"ciphertext": "x"}), None);
     let packed = didcomm::pack_encrypted(
         &fwd,
         m.mediator.did().as_str(),
@@ -99,10 +78,7 @@ async fn http_garbage_is_refused_clearly() {
         None,
         &r,
         &stranger,
-        &PackOptions {
-            forward: false,
-            ..Default::default()
-        },
+        &PackOptions { forward: false, ..Default::default() },
     )
     .await
     .unwrap();
@@ -118,23 +94,14 @@ async fn http_garbage_is_refused_clearly() {
         None,
         &r,
         &stranger,
-        &PackOptions {
-            forward: false,
-            ..Default::default()
-        },
+        &PackOptions { forward: false, ..Default::default() },
     )
     .await
     .unwrap();
     let (s, v) = post(&m.url, CT, packed.message).await;
     assert_eq!((s, code(&v)), (400, "e.m.req.time.expired"));
     // still serving
-    assert_eq!(
-        reqwest::get(format!("{}/health", m.url))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reqwest::get(format!("{}/health", m.url)).await.unwrap().status(), 200);
     m.stop().await;
 }
 
@@ -143,22 +110,16 @@ async fn websocket_garbage_keeps_the_connection_and_the_server() {
     let m = InProcess::start(Config::default()).await;
     let ws_url = format!("{}/ws", m.url.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
-    for frame in [
-        Frame::Binary(vec![0xff, 0x00, 0x12].into()),
-        Frame::Text("garbage".into()),
-        Frame::Text("{\"id\":1}".into()),
-    ] {
+    for frame in
+        [Frame::Binary(vec![0xff, 0x00, 0x12].into()), Frame::Text("garbage".into()), Frame::Text("{\"id\":1}".into())]
+    {
         ws.send(frame).await.unwrap();
-        let Some(Ok(Frame::Text(answer))) = ws.next().await else {
-            panic!("expected a problem report")
-        };
+        let Some(Ok(Frame::Text(answer))) = ws.next().await else { panic!("expected a problem report") };
         let v: Value = serde_json::from_str(&answer).unwrap();
         assert_eq!(code(&v), "e.m.msg.malformed", "{v}");
     }
     // an oversized frame closes that connection only
-    ws.send(Frame::Text("x".repeat(2 * 1024 * 1024).into()))
-        .await
-        .ok();
+    ws.send(Frame::Text("x".repeat(2 * 1024 * 1024).into())).await.ok();
     let end = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {
@@ -172,10 +133,7 @@ async fn websocket_garbage_keeps_the_connection_and_the_server() {
     // everyone else is fine
     let alice = Agent::init(&home(), &m.url).await.unwrap();
     let bob = Agent::init(&home(), &m.url).await.unwrap();
-    alice
-        .send_text(bob.file.party.as_str(), "still works")
-        .await
-        .unwrap();
+    alice.send_text(bob.file.party.as_str(), "still works").await.unwrap();
     assert_eq!(bob.fetch(|_| Ok(())).await.unwrap(), 1);
     m.stop().await;
 }
@@ -194,29 +152,18 @@ async fn floods_are_limited_per_address() {
     cfg.store.db = temp_path("mediator.db");
     let m = InProcess::start_on(cfg, listener).await;
     let url = format!("http://127.0.0.1:{port}");
-    let flooder = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap();
+    let flooder =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
     let mut limited = 0;
     for _ in 0..40 {
-        let r = flooder
-            .post(format!("{url}/didcomm"))
-            .header("content-type", CT)
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let r = flooder.post(format!("{url}/didcomm")).header("content-type", CT).body("{}").send().await.unwrap();
         if r.status() == 429 {
             let v: Value = r.json().await.unwrap();
             assert_eq!(code(&v), "e.m.me.res.rate-limited");
             limited += 1;
         }
     }
-    assert!(
-        limited >= 25,
-        "only {limited} of 40 flood requests were limited"
-    );
+    assert!(limited >= 25, "only {limited} of 40 flood requests were limited");
     // connection limit: hold 4 raw connections from 127.0.0.2, the 5th gets a 429
     drop(flooder);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -224,46 +171,24 @@ async fn floods_are_limited_per_address() {
     for _ in 0..4 {
         let s = tokio::net::TcpSocket::new_v4().unwrap();
         s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        held.push(
-            s.connect(format!("127.0.0.1:{port}").parse().unwrap())
-                .await
-                .unwrap(),
-        );
+        held.push(s.connect(format!("127.0.0.1:{port}").parse().unwrap()).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let fresh = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap();
+    let fresh =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
     let r = fresh.get(format!("{url}/health")).send().await.unwrap();
     assert_eq!(r.status(), 429);
     let v: Value = r.json().await.unwrap();
-    assert!(
-        v["body"]["comment"]
-            .as_str()
-            .unwrap()
-            .contains("too many connections"),
-        "{v}"
-    );
+    assert!(v["body"]["comment"].as_str().unwrap().contains("too many connections"), "{v}");
     // a party on 127.0.0.1 is unaffected
     let alice = Agent::init(&home(), &url).await.unwrap();
     let bob = Agent::init(&home(), &url).await.unwrap();
-    alice
-        .send_text(bob.file.party.as_str(), "unaffected")
-        .await
-        .unwrap();
+    alice.send_text(bob.file.party.as_str(), "unaffected").await.unwrap();
     assert_eq!(bob.fetch(|_| Ok(())).await.unwrap(), 1);
     drop(held);
-    let metrics = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("didmpc_mediator_throttled_total") && !l.ends_with(" 0")),
+        metrics.lines().any(|l| l.starts_with("didmpc_mediator_throttled_total") && !l.ends_with(" 0")),
         "{metrics}"
     );
     m.stop().await;
@@ -278,23 +203,11 @@ async fn full_queue_is_refused() {
     let alice = Agent::init(&home(), &m.url).await.unwrap();
     let bob = Agent::init(&home(), &m.url).await.unwrap();
     for i in 0..3 {
-        alice
-            .send_text(bob.file.party.as_str(), &format!("{i}"))
-            .await
-            .unwrap();
+        alice.send_text(bob.file.party.as_str(), &format!("{i}")).await.unwrap();
     }
-    let err = alice
-        .send_text(bob.file.party.as_str(), "one too many")
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("e.p.me.res.storage.queue-full"),
-        "{err}"
-    );
+    let err = alice.send_text(bob.file.party.as_str(), "one too many").await.unwrap_err();
+    assert!(err.to_string().contains("e.p.me.res.storage.queue-full"), "{err}");
     assert_eq!(bob.fetch(|_| Ok(())).await.unwrap(), 3);
-    alice
-        .send_text(bob.file.party.as_str(), "room again")
-        .await
-        .unwrap();
+    alice.send_text(bob.file.party.as_str(), "room again").await.unwrap();
     m.stop().await;
 }

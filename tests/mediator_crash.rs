@@ -59,15 +59,8 @@ async fn sigkill_loses_nothing_and_repeats_nothing_after_ack() {
     for t in tasks {
         accepted.extend(t.await.unwrap());
     }
-    assert!(
-        !accepted.is_empty(),
-        "some messages went in before the kill"
-    );
-    assert!(
-        accepted.len() < 160,
-        "the kill happened mid-stream ({} accepted)",
-        accepted.len()
-    );
+    assert!(!accepted.is_empty(), "some messages went in before the kill");
+    assert!(accepted.len() < 160, "the kill happened mid-stream ({} accepted)", accepted.len());
 
     // Restart on the same database and port: the DID is the same, the queue is intact.
     let m = Process::start(port, &db, &mhome);
@@ -79,16 +72,10 @@ async fn sigkill_loses_nothing_and_repeats_nothing_after_ack() {
 
     // Delivered but not acknowledged: delivered again after a crash.
     for i in 0..5 {
-        alice
-            .send_text(&bob_did, &format!("unacked-{i}"))
-            .await
-            .unwrap();
+        alice.send_text(&bob_did, &format!("unacked-{i}")).await.unwrap();
     }
     let link = bob.link();
-    let d = link
-        .request(pickup("delivery-request", json!({"limit": 10})))
-        .await
-        .unwrap();
+    let d = link.request(pickup("delivery-request", json!({"limit": 10}))).await.unwrap();
     assert_eq!(d.attachments.as_ref().map(Vec::len), Some(5));
     m.kill9();
     let m = Process::start(port, &db, &mhome);
@@ -98,9 +85,6 @@ async fn sigkill_loses_nothing_and_repeats_nothing_after_ack() {
     // Acknowledged: never again, even across another SIGKILL.
     m.kill9();
     let m = Process::start(port, &db, &mhome);
-    assert!(
-        contents(&bob).await.is_empty(),
-        "nothing comes back after its ack"
-    );
+    assert!(contents(&bob).await.is_empty(), "nothing comes back after its ack");
     assert!(m.terminate().success(), "SIGTERM shuts down cleanly");
 }

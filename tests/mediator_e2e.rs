@@ -23,10 +23,7 @@ fn texts(items: Vec<Incoming>) -> Vec<(String, String)> {
         .into_iter()
         .map(|i| {
             let (m, meta) = i.result.expect("a readable message");
-            (
-                meta.sender.expect("authenticated"),
-                m.body["content"].as_str().unwrap_or_default().to_owned(),
-            )
+            (meta.sender.expect("authenticated"), m.body["content"].as_str().unwrap_or_default().to_owned())
         })
         .collect()
 }
@@ -49,32 +46,14 @@ async fn two_agents_behind_one_mediator() {
     let alice = Agent::init(&home(), &m.url).await.unwrap();
     let bob = Agent::init(&home(), &m.url).await.unwrap();
     for i in 0..3 {
-        alice
-            .send_text(bob.file.party.as_str(), &format!("hello {i}"))
-            .await
-            .unwrap();
+        alice.send_text(bob.file.party.as_str(), &format!("hello {i}")).await.unwrap();
     }
     let got = texts(drain(&bob).await);
     let a = alice.file.party.to_string();
-    assert_eq!(
-        got,
-        vec![
-            (a.clone(), "hello 0".into()),
-            (a.clone(), "hello 1".into()),
-            (a, "hello 2".into())
-        ]
-    );
-    assert!(
-        drain(&bob).await.is_empty(),
-        "acknowledged messages are gone"
-    );
-    bob.send_text(alice.file.party.as_str(), "hi back")
-        .await
-        .unwrap();
-    assert_eq!(
-        texts(drain(&alice).await),
-        vec![(bob.file.party.to_string(), "hi back".into())]
-    );
+    assert_eq!(got, vec![(a.clone(), "hello 0".into()), (a.clone(), "hello 1".into()), (a, "hello 2".into())]);
+    assert!(drain(&bob).await.is_empty(), "acknowledged messages are gone");
+    bob.send_text(alice.file.party.as_str(), "hi back").await.unwrap();
+    assert_eq!(texts(drain(&alice).await), vec![(bob.file.party.to_string(), "hi back".into())]);
     // init again: same mediator, same identities (idempotent)
     let again = Agent::init(&alice.home, &m.url).await.unwrap();
     assert_eq!(again.file.party, alice.file.party);
@@ -88,22 +67,10 @@ async fn agents_behind_two_mediators() {
     let alice = Agent::init(&home(), &m1.url).await.unwrap();
     let bob = Agent::init(&home(), &m2.url).await.unwrap();
     assert_ne!(alice.file.mediator.did, bob.file.mediator.did);
-    let target = alice
-        .send_text(bob.file.party.as_str(), "across mediators")
-        .await
-        .unwrap();
-    assert!(
-        target.uri.starts_with(&m2.url),
-        "delivered to bob's mediator, got {}",
-        target.uri
-    );
-    assert_eq!(
-        texts(drain(&bob).await),
-        vec![(alice.file.party.to_string(), "across mediators".into())]
-    );
-    bob.send_text(alice.file.party.as_str(), "and back")
-        .await
-        .unwrap();
+    let target = alice.send_text(bob.file.party.as_str(), "across mediators").await.unwrap();
+    assert!(target.uri.starts_with(&m2.url), "delivered to bob's mediator, got {}", target.uri);
+    assert_eq!(texts(drain(&bob).await), vec![(alice.file.party.to_string(), "across mediators".into())]);
+    bob.send_text(alice.file.party.as_str(), "and back").await.unwrap();
     assert_eq!(texts(drain(&alice).await).len(), 1);
     m1.stop().await;
     m2.stop().await;
@@ -111,17 +78,11 @@ async fn agents_behind_two_mediators() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_delivery_over_websocket() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
     let m = InProcess::start(Config::default()).await;
     let alice = Agent::init(&home(), &m.url).await.unwrap();
     let bob = Agent::init(&home(), &m.url).await.unwrap();
-    alice
-        .send_text(bob.file.party.as_str(), "queued before")
-        .await
-        .unwrap();
+    alice.send_text(bob.file.party.as_str(), "queued before").await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let bob_home = bob.home.clone();
@@ -138,30 +99,18 @@ async fn live_delivery_over_websocket() {
         )
         .await
     });
-    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap().unwrap();
     assert_eq!(texts(vec![first])[0].1, "queued before");
     for i in 0..5 {
-        alice
-            .send_text(bob.file.party.as_str(), &format!("live {i}"))
-            .await
-            .unwrap();
+        alice.send_text(bob.file.party.as_str(), &format!("live {i}")).await.unwrap();
     }
     for i in 0..5 {
-        let got = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap().unwrap();
         assert_eq!(texts(vec![got])[0].1, format!("live {i}"));
     }
     stop_tx.send(()).unwrap();
     follower.await.unwrap().unwrap();
-    assert!(
-        drain(&bob).await.is_empty(),
-        "live deliveries were acknowledged"
-    );
+    assert!(drain(&bob).await.is_empty(), "live deliveries were acknowledged");
     m.stop().await;
 }
 
@@ -170,10 +119,7 @@ async fn did_rotation_moves_mediation_and_queue() {
     let m = InProcess::start(Config::default()).await;
     let alice = Agent::init(&home(), &m.url).await.unwrap();
     let bob = Agent::init(&home(), &m.url).await.unwrap();
-    alice
-        .send_text(bob.file.party.as_str(), "before rotation")
-        .await
-        .unwrap();
+    alice.send_text(bob.file.party.as_str(), "before rotation").await.unwrap();
     // bob's control DID rotates to a new did:key, announced with from_prior
     let ks = Keystore::open(&bob.home).unwrap();
     let old = ks.load(&bob.file.client).unwrap();
@@ -183,45 +129,20 @@ async fn did_rotation_moves_mediation_and_queue() {
     keys.add_identity(&new);
     keys.add_identity(&ks.load(&bob.file.party).unwrap());
     let resolver = did_core::Resolver::default();
-    let jwt = from_prior::issue(&old.did, &new.did, &resolver, &keys)
-        .await
-        .unwrap();
+    let jwt = from_prior::issue(&old.did, &new.did, &resolver, &keys).await.unwrap();
     let transport = gateway::transport::Transport::new().unwrap();
-    let info = MediatorInfo::discover(&m.url, &transport, &resolver)
-        .await
-        .unwrap();
-    let link = Link {
-        mediator: &info,
-        client: &new.did,
-        keys: &keys,
-        resolver: &resolver,
-        transport: &transport,
-    };
-    let mut ping = Message::new(
-        "https://didcomm.org/trust-ping/2.0/ping",
-        json!({"response_requested": true}),
-    );
+    let info = MediatorInfo::discover(&m.url, &transport, &resolver).await.unwrap();
+    let link = Link { mediator: &info, client: &new.did, keys: &keys, resolver: &resolver, transport: &transport };
+    let mut ping = Message::new("https://didcomm.org/trust-ping/2.0/ping", json!({"response_requested": true}));
     ping.from_prior = Some(jwt);
     let pong = link.request(ping).await.unwrap();
     assert!(pong.type_.ends_with("/ping-response"));
     // the new DID now holds the grant and the queue; the old one holds nothing
-    let answer = link
-        .request(gateway::link::pickup(
-            "delivery-request",
-            json!({"limit": 10}),
-        ))
-        .await
-        .unwrap();
+    let answer = link.request(gateway::link::pickup("delivery-request", json!({"limit": 10}))).await.unwrap();
     assert!(answer.type_.ends_with("/delivery"), "{}", answer.type_);
-    let old_link = Link {
-        client: &old.did,
-        ..link
-    };
+    let old_link = Link { client: &old.did, ..link };
     let err = old_link
-        .update_recipients(
-            &["did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"],
-            true,
-        )
+        .update_recipients(&["did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"], true)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not-granted"), "{err}");
@@ -232,12 +153,7 @@ async fn did_rotation_moves_mediation_and_queue() {
 async fn short_links_and_discovery() {
     let m = InProcess::start(Config::default()).await;
     let alice = Agent::init(&home(), &m.url).await.unwrap();
-    let inv = did_core::didcomm::oob::invitation(
-        alice.file.party.as_str(),
-        "didmpc.join",
-        "join me",
-        vec![],
-    );
+    let inv = did_core::didcomm::oob::invitation(alice.file.party.as_str(), "didmpc.join", "join me", vec![]);
     let created = alice
         .link()
         .request(Message::new(
@@ -249,31 +165,18 @@ async fn short_links_and_discovery() {
     let url = created.body["url"].as_str().unwrap().to_owned();
     assert!(url.contains("_oobid="));
     let fetched = reqwest::get(&url).await.unwrap().text().await.unwrap();
-    let did_core::didcomm::oob::OobRef::Invitation(back) =
-        did_core::didcomm::oob::from_url(&fetched).unwrap()
-    else {
+    let did_core::didcomm::oob::OobRef::Invitation(back) = did_core::didcomm::oob::from_url(&fetched).unwrap() else {
         panic!()
     };
     assert_eq!(back.id, inv.id);
-    assert_eq!(
-        reqwest::get(format!("{}/oob?_oobid=nope", m.url))
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(reqwest::get(format!("{}/oob?_oobid=nope", m.url)).await.unwrap().status(), 404);
     // discover features names the mediator protocols
     let q = Message::new(
         "https://didcomm.org/discover-features/2.0/queries",
         json!({"queries": [{"feature-type": "protocol", "match": "https://didcomm.org/*"}]}),
     );
     let d = alice.link().request(q).await.unwrap();
-    let ids: Vec<&str> = d.body["disclosures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|x| x["id"].as_str())
-        .collect();
+    let ids: Vec<&str> = d.body["disclosures"].as_array().unwrap().iter().filter_map(|x| x["id"].as_str()).collect();
     for p in [
         "https://didcomm.org/routing/2.0",
         "https://didcomm.org/coordinate-mediation/3.0",
@@ -293,18 +196,10 @@ async fn did_web_mediator() {
     cfg.identity.method = mediator::config::IdentityMethod::Web;
     cfg.identity.web_host = Some(format!("127.0.0.1%3A{port}"));
     let m = InProcess::start_on(cfg, listener).await;
-    assert_eq!(
-        m.mediator.did().as_str(),
-        format!("did:web:127.0.0.1%3A{port}")
-    );
+    assert_eq!(m.mediator.did().as_str(), format!("did:web:127.0.0.1%3A{port}"));
     let alice = Agent::init(&home(), &m.url).await.unwrap();
-    let bob = Agent::init(&home(), &format!("did:web:127.0.0.1%3A{port}"))
-        .await
-        .unwrap();
-    alice
-        .send_text(bob.file.party.as_str(), "via did:web")
-        .await
-        .unwrap();
+    let bob = Agent::init(&home(), &format!("did:web:127.0.0.1%3A{port}")).await.unwrap();
+    alice.send_text(bob.file.party.as_str(), "via did:web").await.unwrap();
     assert_eq!(texts(drain(&bob).await).len(), 1);
     m.stop().await;
 }

@@ -27,35 +27,22 @@ pub struct Did {
 impl Did {
     /// Parses and validates a DID.
     pub fn parse(input: &str) -> Result<Did> {
-        let bad = |reason| Error::InvalidDid {
-            input: clip(input),
-            reason,
-        };
+        let bad = |reason| Error::InvalidDid { input: clip(input), reason };
         if input.len() > MAX_DID_LEN {
             return Err(bad("too long"));
         }
-        let rest = input
-            .strip_prefix("did:")
-            .ok_or_else(|| bad("must start with `did:`"))?;
-        let colon = rest
-            .find(':')
-            .ok_or_else(|| bad("missing method-specific id"))?;
+        let rest = input.strip_prefix("did:").ok_or_else(|| bad("must start with `did:`"))?;
+        let colon = rest.find(':').ok_or_else(|| bad("missing method-specific id"))?;
         let method = &rest[..colon];
         if method.is_empty() {
             return Err(bad("empty method name"));
         }
-        if !method
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
+        if !method.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
             return Err(bad("method name must be lowercase letters and digits"));
         }
         let msid = &rest[colon + 1..];
         check_method_specific_id(msid, method == "peer").map_err(bad)?;
-        Ok(Did {
-            s: input.to_owned(),
-            method_end: 4 + colon,
-        })
+        Ok(Did { s: input.to_owned(), method_end: 4 + colon })
     }
 
     /// The method name (`key`, `peer`, `web`, `pkh`, …).
@@ -75,29 +62,18 @@ impl Did {
 
     /// A DID URL for `#fragment` of this DID.
     pub fn with_fragment(&self, fragment: &str) -> DidUrl {
-        DidUrl {
-            did: self.clone(),
-            path_query: String::new(),
-            fragment: Some(fragment.to_owned()),
-        }
+        DidUrl { did: self.clone(), path_query: String::new(), fragment: Some(fragment.to_owned()) }
     }
 
     /// A short form for logs: method and the first characters of the id.
     pub fn fmt_short(&self) -> String {
         let id = self.method_specific_id();
-        let cut = id
-            .char_indices()
-            .nth(10)
-            .map(|(i, _)| i)
-            .unwrap_or(id.len());
+        let cut = id.char_indices().nth(10).map(|(i, _)| i).unwrap_or(id.len());
         format!("did:{}:{}", self.method(), &id[..cut])
     }
 }
 
-fn check_method_specific_id(
-    msid: &str,
-    lenient_padding: bool,
-) -> std::result::Result<(), &'static str> {
+fn check_method_specific_id(msid: &str, lenient_padding: bool) -> std::result::Result<(), &'static str> {
     if msid.is_empty() {
         return Err("empty method-specific id");
     }
@@ -112,8 +88,7 @@ fn check_method_specific_id(
             // Some deployed did:peer:2 implementations emitted base64 padding.
             b'=' if lenient_padding => i += 1,
             b'%' => {
-                if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                    && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+                if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
                 {
                     return Err("invalid percent-encoding");
                 }
@@ -175,10 +150,7 @@ pub struct DidUrl {
 impl DidUrl {
     /// Parses an absolute DID URL.
     pub fn parse(input: &str) -> Result<DidUrl> {
-        let bad = |reason| Error::InvalidDidUrl {
-            input: clip(input),
-            reason,
-        };
+        let bad = |reason| Error::InvalidDidUrl { input: clip(input), reason };
         let (before_frag, fragment) = match input.split_once('#') {
             Some((a, f)) => (a, Some(f)),
             None => (input, None),
@@ -188,27 +160,18 @@ impl DidUrl {
             Error::InvalidDid { reason, .. } => bad(reason),
             other => other,
         })?;
-        if before_frag[split..]
-            .bytes()
-            .any(|c| c.is_ascii_control() || c == b' ' || !c.is_ascii())
-        {
+        if before_frag[split..].bytes().any(|c| c.is_ascii_control() || c == b' ' || !c.is_ascii()) {
             return Err(bad("invalid character in path or query"));
         }
         if let Some(f) = fragment {
             if f.is_empty() {
                 return Err(bad("empty fragment"));
             }
-            if f.bytes()
-                .any(|c| c.is_ascii_control() || c == b' ' || c == b'#')
-            {
+            if f.bytes().any(|c| c.is_ascii_control() || c == b' ' || c == b'#') {
                 return Err(bad("invalid character in fragment"));
             }
         }
-        Ok(DidUrl {
-            did,
-            path_query: before_frag[split..].to_owned(),
-            fragment: fragment.map(str::to_owned),
-        })
+        Ok(DidUrl { did, path_query: before_frag[split..].to_owned(), fragment: fragment.map(str::to_owned) })
     }
 
     /// Resolves `reference` (absolute DID URL, `#frag` or bare fragment) against a base DID.
@@ -220,10 +183,7 @@ impl DidUrl {
         } else if !reference.is_empty() && !reference.contains(['/', '?', ':']) {
             DidUrl::parse(&format!("{base}#{reference}"))
         } else {
-            Err(Error::InvalidDidUrl {
-                input: clip(reference),
-                reason: "not a DID URL or fragment reference",
-            })
+            Err(Error::InvalidDidUrl { input: clip(reference), reason: "not a DID URL or fragment reference" })
         }
     }
 
@@ -306,22 +266,11 @@ mod tests {
         assert_eq!(u.did().as_str(), "did:example:alice");
         assert_eq!(u.fragment(), Some("key-1"));
         let base = Did::parse("did:example:bob").unwrap();
-        assert_eq!(
-            DidUrl::resolve_ref(&base, "#k").unwrap().to_string(),
-            "did:example:bob#k"
-        );
-        assert_eq!(
-            DidUrl::resolve_ref(&base, "k").unwrap().to_string(),
-            "did:example:bob#k"
-        );
+        assert_eq!(DidUrl::resolve_ref(&base, "#k").unwrap().to_string(), "did:example:bob#k");
+        assert_eq!(DidUrl::resolve_ref(&base, "k").unwrap().to_string(), "did:example:bob#k");
         assert!(DidUrl::parse("did:example:bob#").is_err());
         assert!(DidUrl::parse("did:example:bob/a b").is_err());
         assert!(DidUrl::parse("did:example:bob?q=\u{1}").is_err());
-        assert_eq!(
-            DidUrl::parse("did:example:bob/path?q=1#f")
-                .unwrap()
-                .to_string(),
-            "did:example:bob/path?q=1#f"
-        );
+        assert_eq!(DidUrl::parse("did:example:bob/path?q=1#f").unwrap().to_string(), "did:example:bob/path?q=1#f");
     }
 }

@@ -50,41 +50,25 @@ impl VerificationMethod {
     }
 
     fn parse(v: &Value, doc_id: &Did) -> Result<Option<VerificationMethod>> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::doc("verification method is not an object"))?;
-        let id = obj
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::doc("verification method without `id`"))?;
+        let obj = v.as_object().ok_or_else(|| Error::doc("verification method is not an object"))?;
+        let id = obj.get("id").and_then(Value::as_str).ok_or_else(|| Error::doc("verification method without `id`"))?;
         let id = DidUrl::resolve_ref(doc_id, id)?.to_string();
-        let type_ = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::doc(format!("{id}: no `type`")))?
-            .to_owned();
-        let controller = obj
-            .get("controller")
-            .and_then(Value::as_str)
-            .unwrap_or(doc_id.as_str())
-            .to_owned();
+        let type_ =
+            obj.get("type").and_then(Value::as_str).ok_or_else(|| Error::doc(format!("{id}: no `type`")))?.to_owned();
+        let controller = obj.get("controller").and_then(Value::as_str).unwrap_or(doc_id.as_str()).to_owned();
         let implied = implied_kind(&type_);
         let (key, format) = if let Some(jwk) = obj.get("publicKeyJwk") {
             if jwk.get("d").is_some() {
-                return Err(Error::doc(format!(
-                    "{id}: publicKeyJwk contains a private key"
-                )));
+                return Err(Error::doc(format!("{id}: publicKeyJwk contains a private key")));
             }
             // RSA and other key types this crate does not decode: keep the method verbatim.
             if !matches!(jwk.get("kty").and_then(Value::as_str), Some("OKP" | "EC")) {
                 return Ok(None);
             }
-            let jwk: Jwk = serde_json::from_value(jwk.clone())
-                .map_err(|e| Error::doc(format!("{id}: bad publicKeyJwk: {e}")))?;
+            let jwk: Jwk =
+                serde_json::from_value(jwk.clone()).map_err(|e| Error::doc(format!("{id}: bad publicKeyJwk: {e}")))?;
             if jwk.d.is_some() {
-                return Err(Error::doc(format!(
-                    "{id}: publicKeyJwk contains a private key"
-                )));
+                return Err(Error::doc(format!("{id}: publicKeyJwk contains a private key")));
             }
             match jwk.public_key() {
                 Ok(k) => (k, KeyFormat::Jwk),
@@ -99,41 +83,26 @@ impl VerificationMethod {
                     // Some 2018/2019 documents put the raw key in publicKeyMultibase.
                     let raw = multibase::decode(mb).map(|(_, b)| b).ok();
                     match (implied, raw) {
-                        (Some(kind), Some(raw)) => {
-                            (PublicKey::from_bytes(kind, &raw)?, KeyFormat::Multibase)
-                        }
+                        (Some(kind), Some(raw)) => (PublicKey::from_bytes(kind, &raw)?, KeyFormat::Multibase),
                         _ => return Err(Error::doc(format!("{id}: {e}"))),
                     }
                 }
             }
         } else if let Some(b58) = obj.get("publicKeyBase58").and_then(Value::as_str) {
             let Some(kind) = implied else { return Ok(None) };
-            let raw = bs58::decode(b58)
-                .into_vec()
-                .map_err(|_| Error::doc(format!("{id}: publicKeyBase58 is not base58")))?;
-            (
-                PublicKey::from_bytes(kind, &raw).map_err(|e| Error::doc(format!("{id}: {e}")))?,
-                KeyFormat::Base58,
-            )
+            let raw =
+                bs58::decode(b58).into_vec().map_err(|_| Error::doc(format!("{id}: publicKeyBase58 is not base58")))?;
+            (PublicKey::from_bytes(kind, &raw).map_err(|e| Error::doc(format!("{id}: {e}")))?, KeyFormat::Base58)
         } else {
             // RSA, blockchainAccountId, … : keep the document usable, skip the method.
             return Ok(None);
         };
         if let Some(kind) = implied {
             if kind != key.kind() {
-                return Err(Error::doc(format!(
-                    "{id}: type {type_} holds a {} key",
-                    key.kind().crv()
-                )));
+                return Err(Error::doc(format!("{id}: type {type_} holds a {} key", key.kind().crv())));
             }
         }
-        Ok(Some(VerificationMethod {
-            id,
-            type_,
-            controller,
-            key,
-            format,
-        }))
+        Ok(Some(VerificationMethod { id, type_, controller, key, format }))
     }
 
     /// The JSON form.
@@ -143,14 +112,11 @@ impl VerificationMethod {
         m.insert("type".into(), self.type_.clone().into());
         m.insert("controller".into(), self.controller.clone().into());
         match self.format {
-            KeyFormat::Multibase => {
-                m.insert("publicKeyMultibase".into(), self.key.to_multibase().into())
-            }
+            KeyFormat::Multibase => m.insert("publicKeyMultibase".into(), self.key.to_multibase().into()),
             KeyFormat::Jwk => m.insert("publicKeyJwk".into(), json!(Jwk::from_public(&self.key))),
-            KeyFormat::Base58 => m.insert(
-                "publicKeyBase58".into(),
-                bs58::encode(self.key.to_bytes()).into_string().into(),
-            ),
+            KeyFormat::Base58 => {
+                m.insert("publicKeyBase58".into(), bs58::encode(self.key.to_bytes()).into_string().into())
+            }
         };
         Value::Object(m)
     }
@@ -193,24 +159,16 @@ pub enum Service {
 impl Service {
     /// Parses one service entry (relative ids resolved against `doc_id`).
     pub fn parse_value(v: &Value, doc_id: &Did) -> Result<Service> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::doc("service is not an object"))?;
+        let obj = v.as_object().ok_or_else(|| Error::doc("service is not an object"))?;
         let types: Vec<&str> = match obj.get("type") {
             Some(Value::String(s)) => vec![s.as_str()],
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             _ => return Err(Error::doc("service without `type`")),
         };
-        if !types
-            .iter()
-            .any(|t| *t == "DIDCommMessaging" || *t == "DIDComm")
-        {
+        if !types.iter().any(|t| *t == "DIDCommMessaging" || *t == "DIDComm") {
             return Ok(Service::Other(v.clone()));
         }
-        let raw_id = obj
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::doc("service without `id`"))?;
+        let raw_id = obj.get("id").and_then(Value::as_str).ok_or_else(|| Error::doc("service without `id`"))?;
         let id = DidUrl::resolve_ref(doc_id, raw_id)?.to_string();
         let strings = |v: Option<&Value>| -> Result<Vec<String>> {
             match v {
@@ -218,18 +176,14 @@ impl Service {
                 Some(Value::Array(a)) => a
                     .iter()
                     .map(|x| {
-                        x.as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| Error::doc(format!("{id}: non-string in list")))
+                        x.as_str().map(str::to_owned).ok_or_else(|| Error::doc(format!("{id}: non-string in list")))
                     })
                     .collect(),
                 Some(_) => Err(Error::doc(format!("{id}: expected a list of strings"))),
             }
         };
         let endpoint = |e: &Value| -> Result<DidCommEndpoint> {
-            let o = e
-                .as_object()
-                .ok_or_else(|| Error::doc(format!("{id}: endpoint is not an object")))?;
+            let o = e.as_object().ok_or_else(|| Error::doc(format!("{id}: endpoint is not an object")))?;
             let uri = o
                 .get("uri")
                 .and_then(Value::as_str)
@@ -250,19 +204,13 @@ impl Service {
             Some(Value::Array(a)) if !a.is_empty() => a
                 .iter()
                 .map(|e| match e {
-                    Value::String(uri) => Ok(DidCommEndpoint {
-                        uri: uri.clone(),
-                        accept: vec![],
-                        routing_keys: vec![],
-                    }),
+                    Value::String(uri) => {
+                        Ok(DidCommEndpoint { uri: uri.clone(), accept: vec![], routing_keys: vec![] })
+                    }
                     e => endpoint(e),
                 })
                 .collect::<Result<_>>()?,
-            _ => {
-                return Err(Error::doc(format!(
-                    "{id}: missing or empty serviceEndpoint"
-                )))
-            }
+            _ => return Err(Error::doc(format!("{id}: missing or empty serviceEndpoint"))),
         };
         Ok(Service::DidComm { id, endpoints })
     }
@@ -286,11 +234,7 @@ impl Service {
                         Value::Object(m)
                     })
                     .collect();
-                let ep = if eps.len() == 1 {
-                    eps.into_iter().next().unwrap_or(Value::Null)
-                } else {
-                    Value::Array(eps)
-                };
+                let ep = if eps.len() == 1 { eps.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(eps) };
                 json!({"id": id, "type": "DIDCommMessaging", "serviceEndpoint": ep})
             }
         }
@@ -359,10 +303,7 @@ impl DidDocument {
     /// An empty document for `id` with the DID v1 and Multikey contexts.
     pub fn new(id: Did) -> DidDocument {
         DidDocument {
-            context: json!([
-                "https://www.w3.org/ns/did/v1",
-                "https://w3id.org/security/multikey/v1"
-            ]),
+            context: json!(["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]),
             id,
             also_known_as: vec![],
             verification_method: vec![],
@@ -374,28 +315,19 @@ impl DidDocument {
 
     /// Parses a document from JSON text.
     pub fn from_json(text: &str) -> Result<DidDocument> {
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| Error::doc(format!("not JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::doc(format!("not JSON: {e}")))?;
         DidDocument::from_value(&v)
     }
 
     /// Parses a document from a JSON value, accepting embedded and referenced methods,
     /// relative ids, all key formats and both DIDComm service shapes.
     pub fn from_value(v: &Value) -> Result<DidDocument> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::doc("not a JSON object"))?;
-        let id_str = obj
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::doc("no `id`"))?;
+        let obj = v.as_object().ok_or_else(|| Error::doc("not a JSON object"))?;
+        let id_str = obj.get("id").and_then(Value::as_str).ok_or_else(|| Error::doc("no `id`"))?;
         let id = Did::parse(id_str)?;
         let mut doc = DidDocument::new(id.clone());
         doc.context = obj.get("@context").cloned().unwrap_or(Value::Null);
-        doc.also_known_as = list(obj, "alsoKnownAs")?
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
+        doc.also_known_as = list(obj, "alsoKnownAs")?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
         for vm in list(obj, "verificationMethod")? {
             match VerificationMethod::parse(vm, &id)? {
                 Some(vm) => doc.push_method(vm)?,
@@ -416,12 +348,7 @@ impl DidDocument {
                         }
                         None => doc.push_other(entry)?,
                     },
-                    _ => {
-                        return Err(Error::doc(format!(
-                            "{}: entry is neither id nor method",
-                            rel.name()
-                        )))
-                    }
+                    _ => return Err(Error::doc(format!("{}: entry is neither id nor method", rel.name()))),
                 };
                 doc.relationships[i].push(kid);
             }
@@ -437,14 +364,11 @@ impl DidDocument {
 
     fn push_method(&mut self, vm: VerificationMethod) -> Result<()> {
         match self.verification_method.iter().find(|m| m.id == vm.id) {
-            Some(existing) if existing.key != vm.key => Err(Error::doc(format!(
-                "{} is defined twice with different keys",
-                clip(&vm.id)
-            ))),
-            Some(_) => Ok(()),
-            None if self.method_count() >= MAX_ENTRIES => {
-                Err(Error::doc("too many verification methods"))
+            Some(existing) if existing.key != vm.key => {
+                Err(Error::doc(format!("{} is defined twice with different keys", clip(&vm.id))))
             }
+            Some(_) => Ok(()),
+            None if self.method_count() >= MAX_ENTRIES => Err(Error::doc("too many verification methods")),
             None => {
                 self.verification_method.push(vm);
                 Ok(())
@@ -462,10 +386,7 @@ impl DidDocument {
     /// Keeps an undecodable method verbatim (with an absolute id) and returns its id.
     fn push_other(&mut self, vm: &Value) -> Result<String> {
         let mut vm = vm.clone();
-        let raw = vm
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::doc("verification method without `id`"))?;
+        let raw = vm.get("id").and_then(Value::as_str).ok_or_else(|| Error::doc("verification method without `id`"))?;
         let kid = DidUrl::resolve_ref(&self.id, raw)?.to_string();
         vm["id"] = kid.clone().into();
         if !self.other_methods.iter().any(|m| m["id"] == vm["id"]) {
@@ -495,24 +416,15 @@ impl DidDocument {
         if !self.also_known_as.is_empty() {
             m.insert("alsoKnownAs".into(), json!(self.also_known_as));
         }
-        let vms = self
-            .verification_method
-            .iter()
-            .map(VerificationMethod::to_value);
-        m.insert(
-            "verificationMethod".into(),
-            vms.chain(self.other_methods.iter().cloned()).collect(),
-        );
+        let vms = self.verification_method.iter().map(VerificationMethod::to_value);
+        m.insert("verificationMethod".into(), vms.chain(self.other_methods.iter().cloned()).collect());
         for (i, rel) in Relationship::ALL.iter().enumerate() {
             if !self.relationships[i].is_empty() {
                 m.insert(rel.name().into(), json!(self.relationships[i]));
             }
         }
         if !self.service.is_empty() {
-            m.insert(
-                "service".into(),
-                self.service.iter().map(Service::to_value).collect(),
-            );
+            m.insert("service".into(), self.service.iter().map(Service::to_value).collect());
         }
         Value::Object(m)
     }
@@ -524,9 +436,7 @@ impl DidDocument {
 
     /// The methods listed under a relationship (unknown ids are skipped).
     pub fn methods(&self, rel: Relationship) -> impl Iterator<Item = &VerificationMethod> {
-        self.relationships[rel as usize]
-            .iter()
-            .filter_map(|kid| self.method(kid))
+        self.relationships[rel as usize].iter().filter_map(|kid| self.method(kid))
     }
 
     /// Whether `kid` is listed under `rel`.

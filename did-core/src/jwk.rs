@@ -49,8 +49,7 @@ impl std::fmt::Debug for Jwk {
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>> {
-    B64.decode(s.trim_end_matches('='))
-        .map_err(|_| Error::key(format!("JWK `{what}` is not base64url")))
+    B64.decode(s.trim_end_matches('=')).map_err(|_| Error::key(format!("JWK `{what}` is not base64url")))
 }
 
 impl Jwk {
@@ -58,52 +57,25 @@ impl Jwk {
     pub fn from_public(key: &PublicKey) -> Jwk {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         let (kty, x, y) = match key {
-            PublicKey::Ed25519(_) | PublicKey::X25519(_) => {
-                ("OKP", B64.encode(key.to_bytes()), None)
-            }
+            PublicKey::Ed25519(_) | PublicKey::X25519(_) => ("OKP", B64.encode(key.to_bytes()), None),
             PublicKey::P256(k) => {
                 let p = k.to_encoded_point(false);
-                (
-                    "EC",
-                    B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()),
-                    p.y().map(|y| B64.encode(y)),
-                )
+                ("EC", B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()), p.y().map(|y| B64.encode(y)))
             }
             PublicKey::P384(k) => {
                 let p = k.to_encoded_point(false);
-                (
-                    "EC",
-                    B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()),
-                    p.y().map(|y| B64.encode(y)),
-                )
+                ("EC", B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()), p.y().map(|y| B64.encode(y)))
             }
             PublicKey::P521(k) => {
                 let p = k.to_encoded_point(false);
-                (
-                    "EC",
-                    B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()),
-                    p.y().map(|y| B64.encode(y)),
-                )
+                ("EC", B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()), p.y().map(|y| B64.encode(y)))
             }
             PublicKey::Secp256k1(k) => {
                 let p = k.to_encoded_point(false);
-                (
-                    "EC",
-                    B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()),
-                    p.y().map(|y| B64.encode(y)),
-                )
+                ("EC", B64.encode(p.x().map(|x| x.to_vec()).unwrap_or_default()), p.y().map(|y| B64.encode(y)))
             }
         };
-        Jwk {
-            kty: kty.into(),
-            crv: key.kind().crv().into(),
-            x,
-            y,
-            d: None,
-            kid: None,
-            use_: None,
-            alg: None,
-        }
+        Jwk { kty: kty.into(), crv: key.kind().crv().into(), x, y, d: None, kid: None, use_: None, alg: None }
     }
 
     /// The private JWK of a key (includes the public part).
@@ -127,10 +99,7 @@ impl Jwk {
             _ => "EC",
         };
         if self.kty != expected {
-            return Err(Error::key(format!(
-                "JWK kty {} does not match crv {}",
-                self.kty, self.crv
-            )));
+            return Err(Error::key(format!("JWK kty {} does not match crv {}", self.kty, self.crv)));
         }
         Ok(kind)
     }
@@ -142,12 +111,7 @@ impl Jwk {
         match kind {
             KeyKind::Ed25519 | KeyKind::X25519 => PublicKey::from_bytes(kind, &x),
             _ => {
-                let y = b64(
-                    self.y
-                        .as_deref()
-                        .ok_or_else(|| Error::key("EC JWK without `y`"))?,
-                    "y",
-                )?;
+                let y = b64(self.y.as_deref().ok_or_else(|| Error::key("EC JWK without `y`"))?, "y")?;
                 // RFC 7518 §6.2.1.2 wants full-size coordinates, but Authlib (so
                 // didcomm-python) drops leading zero bytes: left-pad, never truncate.
                 let size = match kind {
@@ -156,10 +120,7 @@ impl Jwk {
                     _ => 32,
                 };
                 if x.len() > size || y.len() > size {
-                    return Err(Error::key(format!(
-                        "EC JWK coordinate longer than {size} bytes for {}",
-                        kind.crv()
-                    )));
+                    return Err(Error::key(format!("EC JWK coordinate longer than {size} bytes for {}", kind.crv())));
                 }
                 let mut sec1 = vec![0u8; 1 + 2 * size];
                 sec1[0] = 4;
@@ -172,26 +133,18 @@ impl Jwk {
 
     /// The private key, checked against the public part.
     pub fn secret_key(&self) -> Result<SecretKey> {
-        let d = self
-            .d
-            .as_ref()
-            .ok_or_else(|| Error::key("JWK has no private part `d`"))?;
+        let d = self.d.as_ref().ok_or_else(|| Error::key("JWK has no private part `d`"))?;
         let bytes = Zeroizing::new(b64(d, "d")?);
         let sk = SecretKey::from_bytes(self.kind()?, &bytes)?;
         if sk.public_key() != self.public_key()? {
-            return Err(Error::key(
-                "JWK private key `d` does not match its public key `x`",
-            ));
+            return Err(Error::key("JWK private key `d` does not match its public key `x`"));
         }
         Ok(sk)
     }
 
     /// The same JWK without the private part.
     pub fn to_public(&self) -> Jwk {
-        Jwk {
-            d: None,
-            ..self.clone()
-        }
+        Jwk { d: None, ..self.clone() }
     }
 }
 
@@ -211,9 +164,7 @@ mod tests {
         let sk = jwk.secret_key().unwrap();
         assert_eq!(Jwk::from_secret(&sk).x, jwk.x);
         // RFC 8037 A.4: signature over "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
-        let sig = sk
-            .sign(b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc")
-            .unwrap();
+        let sig = sk.sign(b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc").unwrap();
         assert_eq!(
             B64.encode(sig),
             "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
@@ -239,31 +190,20 @@ mod tests {
         )
         .unwrap();
         let z = eph.ecdh(&bob.public_key().unwrap()).unwrap();
-        assert_eq!(
-            *z,
-            hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
-        );
+        assert_eq!(*z, hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"));
     }
 
     #[test]
     fn mismatched_private_key_rejected() {
         let a = Jwk::from_secret(&SecretKey::generate(KeyKind::X25519));
         let b = Jwk::from_secret(&SecretKey::generate(KeyKind::X25519));
-        let franken = Jwk {
-            d: b.d.clone(),
-            ..a
-        };
+        let franken = Jwk { d: b.d.clone(), ..a };
         assert!(franken.secret_key().is_err());
     }
 
     #[test]
     fn ec_roundtrip() {
-        for kind in [
-            KeyKind::P256,
-            KeyKind::P384,
-            KeyKind::P521,
-            KeyKind::Secp256k1,
-        ] {
+        for kind in [KeyKind::P256, KeyKind::P384, KeyKind::P521, KeyKind::Secp256k1] {
             let sk = SecretKey::generate(kind);
             let jwk = Jwk::from_secret(&sk);
             assert_eq!(jwk.kty, "EC");
@@ -284,10 +224,7 @@ mod tests {
                 if y[0] != 0 {
                     continue;
                 }
-                let short = Jwk {
-                    y: Some(B64.encode(&y[1..])),
-                    ..full.clone()
-                };
+                let short = Jwk { y: Some(B64.encode(&y[1..])), ..full.clone() };
                 assert_eq!(short.public_key().unwrap(), pk);
                 found = true;
                 break;
@@ -296,17 +233,11 @@ mod tests {
         }
         let long = Jwk::from_public(&SecretKey::generate(KeyKind::P256).public_key());
         let x = b64(&long.x, "x").unwrap();
-        let too_long = Jwk {
-            x: B64.encode([&[0u8][..], &x].concat()),
-            ..long
-        };
+        let too_long = Jwk { x: B64.encode([&[0u8][..], &x].concat()), ..long };
         assert!(too_long.public_key().is_err());
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 }

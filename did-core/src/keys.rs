@@ -78,11 +78,7 @@ impl KeyKind {
             0x1200 => KeyKind::P256,
             0x1201 => KeyKind::P384,
             0x1202 => KeyKind::P521,
-            other => {
-                return Err(Error::UnsupportedAlgorithm(format!(
-                    "multicodec key type 0x{other:x}"
-                )))
-            }
+            other => return Err(Error::UnsupportedAlgorithm(format!("multicodec key type 0x{other:x}"))),
         })
     }
 }
@@ -120,36 +116,20 @@ impl PublicKey {
     /// Builds a key from its raw bytes: 32 bytes for the 25519 curves, SEC1
     /// (compressed or uncompressed) for the Weierstrass curves.
     pub fn from_bytes(kind: KeyKind, bytes: &[u8]) -> Result<PublicKey> {
-        let bad = || {
-            Error::key(format!(
-                "{} public key of {} bytes is invalid",
-                kind.crv(),
-                bytes.len()
-            ))
-        };
+        let bad = || Error::key(format!("{} public key of {} bytes is invalid", kind.crv(), bytes.len()));
         Ok(match kind {
             KeyKind::Ed25519 => {
                 let arr: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
-                PublicKey::Ed25519(
-                    ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| bad())?,
-                )
+                PublicKey::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| bad())?)
             }
             KeyKind::X25519 => {
                 let arr: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
                 PublicKey::X25519(x25519_dalek::PublicKey::from(arr))
             }
-            KeyKind::P256 => {
-                PublicKey::P256(p256::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?)
-            }
-            KeyKind::P384 => {
-                PublicKey::P384(p384::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?)
-            }
-            KeyKind::P521 => {
-                PublicKey::P521(p521::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?)
-            }
-            KeyKind::Secp256k1 => {
-                PublicKey::Secp256k1(k256::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?)
-            }
+            KeyKind::P256 => PublicKey::P256(p256::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?),
+            KeyKind::P384 => PublicKey::P384(p384::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?),
+            KeyKind::P521 => PublicKey::P521(p521::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?),
+            KeyKind::Secp256k1 => PublicKey::Secp256k1(k256::PublicKey::from_sec1_bytes(bytes).map_err(|_| bad())?),
         })
     }
 
@@ -176,19 +156,15 @@ impl PublicKey {
 
     /// Parses a multicodec-prefixed multibase key.
     pub fn from_multibase(s: &str) -> Result<PublicKey> {
-        let (_, bytes) =
-            multibase::decode(s).map_err(|e| Error::key(format!("bad multibase key: {e}")))?;
-        let (code, rest) =
-            read_varint(&bytes).ok_or_else(|| Error::key("bad multicodec prefix"))?;
+        let (_, bytes) = multibase::decode(s).map_err(|e| Error::key(format!("bad multibase key: {e}")))?;
+        let (code, rest) = read_varint(&bytes).ok_or_else(|| Error::key("bad multicodec prefix"))?;
         PublicKey::from_bytes(KeyKind::from_multicodec_pub(code)?, rest)
     }
 
     /// The X25519 key derived from an Ed25519 key (u = (1+y)/(1−y)), as in the did:key spec.
     pub fn ed25519_to_x25519(&self) -> Result<PublicKey> {
         match self {
-            PublicKey::Ed25519(k) => Ok(PublicKey::X25519(x25519_dalek::PublicKey::from(
-                k.to_montgomery().to_bytes(),
-            ))),
+            PublicKey::Ed25519(k) => Ok(PublicKey::X25519(x25519_dalek::PublicKey::from(k.to_montgomery().to_bytes()))),
             _ => Err(Error::key("only Ed25519 keys convert to X25519")),
         }
     }
@@ -208,13 +184,13 @@ impl PublicKey {
                 Ok(s) => p384::ecdsa::VerifyingKey::from(k).verify(msg, &s).is_ok(),
                 Err(_) => false,
             },
-            ("ES512", PublicKey::P521(k)) => match (
-                p521::ecdsa::Signature::from_slice(sig),
-                p521::ecdsa::VerifyingKey::from_affine(*k.as_affine()),
-            ) {
-                (Ok(s), Ok(vk)) => vk.verify(msg, &s).is_ok(),
-                _ => false,
-            },
+            ("ES512", PublicKey::P521(k)) => {
+                match (p521::ecdsa::Signature::from_slice(sig), p521::ecdsa::VerifyingKey::from_affine(*k.as_affine()))
+                {
+                    (Ok(s), Ok(vk)) => vk.verify(msg, &s).is_ok(),
+                    _ => false,
+                }
+            }
             ("ES256K", PublicKey::Secp256k1(k)) => match k256::ecdsa::Signature::from_slice(sig) {
                 Ok(s) => {
                     // Accept high-S signatures as JOSE does not mandate low-S.
@@ -262,9 +238,7 @@ impl SecretKey {
     pub fn generate(kind: KeyKind) -> SecretKey {
         match kind {
             KeyKind::Ed25519 => SecretKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng)),
-            KeyKind::X25519 => {
-                SecretKey::X25519(x25519_dalek::StaticSecret::random_from_rng(OsRng))
-            }
+            KeyKind::X25519 => SecretKey::X25519(x25519_dalek::StaticSecret::random_from_rng(OsRng)),
             KeyKind::P256 => SecretKey::P256(p256::SecretKey::random(&mut OsRng)),
             KeyKind::P384 => SecretKey::P384(p384::SecretKey::random(&mut OsRng)),
             KeyKind::P521 => SecretKey::P521(p521::SecretKey::random(&mut OsRng)),
@@ -285,18 +259,10 @@ impl SecretKey {
                 let arr: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.try_into().map_err(|_| bad())?);
                 SecretKey::X25519(x25519_dalek::StaticSecret::from(*arr))
             }
-            KeyKind::P256 => {
-                SecretKey::P256(p256::SecretKey::from_slice(bytes).map_err(|_| bad())?)
-            }
-            KeyKind::P384 => {
-                SecretKey::P384(p384::SecretKey::from_slice(bytes).map_err(|_| bad())?)
-            }
-            KeyKind::P521 => {
-                SecretKey::P521(p521::SecretKey::from_slice(bytes).map_err(|_| bad())?)
-            }
-            KeyKind::Secp256k1 => {
-                SecretKey::Secp256k1(k256::SecretKey::from_slice(bytes).map_err(|_| bad())?)
-            }
+            KeyKind::P256 => SecretKey::P256(p256::SecretKey::from_slice(bytes).map_err(|_| bad())?),
+            KeyKind::P384 => SecretKey::P384(p384::SecretKey::from_slice(bytes).map_err(|_| bad())?),
+            KeyKind::P521 => SecretKey::P521(p521::SecretKey::from_slice(bytes).map_err(|_| bad())?),
+            KeyKind::Secp256k1 => SecretKey::Secp256k1(k256::SecretKey::from_slice(bytes).map_err(|_| bad())?),
         })
     }
 
@@ -363,24 +329,16 @@ impl SecretKey {
                 shared.as_bytes().to_vec()
             }
             (SecretKey::P256(s), PublicKey::P256(p)) => {
-                p256::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine())
-                    .raw_secret_bytes()
-                    .to_vec()
+                p256::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine()).raw_secret_bytes().to_vec()
             }
             (SecretKey::P384(s), PublicKey::P384(p)) => {
-                p384::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine())
-                    .raw_secret_bytes()
-                    .to_vec()
+                p384::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine()).raw_secret_bytes().to_vec()
             }
             (SecretKey::P521(s), PublicKey::P521(p)) => {
-                p521::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine())
-                    .raw_secret_bytes()
-                    .to_vec()
+                p521::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine()).raw_secret_bytes().to_vec()
             }
             (SecretKey::Secp256k1(s), PublicKey::Secp256k1(p)) => {
-                k256::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine())
-                    .raw_secret_bytes()
-                    .to_vec()
+                k256::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine()).raw_secret_bytes().to_vec()
             }
             (s, p) => {
                 return Err(Error::key(format!(
@@ -418,8 +376,7 @@ impl SecretKey {
                 sig.to_bytes().to_vec()
             }
             SecretKey::P521(k) => {
-                let sk = p521::ecdsa::SigningKey::from_slice(&k.to_bytes())
-                    .map_err(|_| Error::key("bad P-521 key"))?;
+                let sk = p521::ecdsa::SigningKey::from_slice(&k.to_bytes()).map_err(|_| Error::key("bad P-521 key"))?;
                 let sig: p521::ecdsa::Signature = sk.sign(msg);
                 sig.to_bytes().to_vec()
             }
@@ -479,24 +436,14 @@ mod tests {
 
     #[test]
     fn multibase_roundtrip_all_kinds() {
-        for kind in [
-            KeyKind::Ed25519,
-            KeyKind::X25519,
-            KeyKind::P256,
-            KeyKind::P384,
-            KeyKind::P521,
-            KeyKind::Secp256k1,
-        ] {
+        for kind in [KeyKind::Ed25519, KeyKind::X25519, KeyKind::P256, KeyKind::P384, KeyKind::P521, KeyKind::Secp256k1]
+        {
             let pk = SecretKey::generate(kind).public_key();
             assert_eq!(PublicKey::from_multibase(&pk.to_multibase()).unwrap(), pk);
         }
-        let ed = SecretKey::generate(KeyKind::Ed25519)
-            .public_key()
-            .to_multibase();
+        let ed = SecretKey::generate(KeyKind::Ed25519).public_key().to_multibase();
         assert!(ed.starts_with("z6Mk"));
-        let x = SecretKey::generate(KeyKind::X25519)
-            .public_key()
-            .to_multibase();
+        let x = SecretKey::generate(KeyKind::X25519).public_key().to_multibase();
         assert!(x.starts_with("z6LS"));
     }
 
@@ -507,21 +454,12 @@ mod tests {
         let x_public = ed.public_key().ed25519_to_x25519().unwrap();
         assert_eq!(x_secret.public_key(), x_public);
         let other = SecretKey::generate(KeyKind::X25519);
-        assert_eq!(
-            *x_secret.ecdh(&other.public_key()).unwrap(),
-            *other.ecdh(&x_public).unwrap()
-        );
+        assert_eq!(*x_secret.ecdh(&other.public_key()).unwrap(), *other.ecdh(&x_public).unwrap());
     }
 
     #[test]
     fn sign_verify() {
-        for kind in [
-            KeyKind::Ed25519,
-            KeyKind::P256,
-            KeyKind::P384,
-            KeyKind::P521,
-            KeyKind::Secp256k1,
-        ] {
+        for kind in [KeyKind::Ed25519, KeyKind::P256, KeyKind::P384, KeyKind::P521, KeyKind::Secp256k1] {
             let sk = SecretKey::generate(kind);
             let alg = sk.jws_alg().unwrap();
             let sig = sk.sign(b"hello").unwrap();

@@ -33,10 +33,7 @@ pub struct Keystore {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| Error::Io { path: path.display().to_string(), source }
 }
 
 impl Keystore {
@@ -68,9 +65,7 @@ impl Keystore {
     fn path_for(&self, did: &Did) -> PathBuf {
         let h = Sha256::digest(did.as_str().as_bytes());
         let hex: String = h[..10].iter().map(|b| format!("{b:02x}")).collect();
-        self.dir
-            .join("identities")
-            .join(format!("{}-{hex}.json", did.method()))
+        self.dir.join("identities").join(format!("{}-{hex}.json", did.method()))
     }
 
     /// Writes `path` atomically with mode 0600: a fresh temporary file in the same
@@ -91,9 +86,7 @@ impl Keystore {
             return Err(io_err(path)(e));
         }
         if let Some(parent) = path.parent() {
-            fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err(parent))?;
+            fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io_err(parent))?;
         }
         Ok(())
     }
@@ -106,9 +99,8 @@ impl Keystore {
             keys: id.to_jwks(),
             document: id.document.as_ref().map(DidDocument::to_value),
         };
-        let json = zeroize::Zeroizing::new(
-            serde_json::to_vec_pretty(&file).map_err(|e| Error::Keystore(e.to_string()))?,
-        );
+        let json =
+            zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(|e| Error::Keystore(e.to_string()))?);
         let path = self.path_for(&id.did);
         Keystore::write_private(&path, &json)?;
         Ok(path)
@@ -118,25 +110,17 @@ impl Keystore {
     pub fn load(&self, did: &Did) -> Result<Identity> {
         let path = self.path_for(did);
         if !path.exists() {
-            return Err(Error::Keystore(format!(
-                "no identity for {did} in {}",
-                self.dir.display()
-            )));
+            return Err(Error::Keystore(format!("no identity for {did} in {}", self.dir.display())));
         }
         self.load_path(&path)
     }
 
     fn load_path(&self, path: &Path) -> Result<Identity> {
         let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(io_err(path))?);
-        let file: IdentityFile = serde_json::from_str(&text).map_err(|e| {
-            Error::Keystore(format!("{}: not an identity file: {e}", path.display()))
-        })?;
+        let file: IdentityFile = serde_json::from_str(&text)
+            .map_err(|e| Error::Keystore(format!("{}: not an identity file: {e}", path.display())))?;
         if file.format != FORMAT {
-            return Err(Error::Keystore(format!(
-                "{}: unknown format {:?}",
-                path.display(),
-                file.format
-            )));
+            return Err(Error::Keystore(format!("{}: unknown format {:?}", path.display(), file.format)));
         }
         let doc = match &file.document {
             Some(v) => DidDocument::from_value(v)?,
@@ -159,16 +143,10 @@ impl Keystore {
     pub fn list(&self) -> Result<Vec<Identity>> {
         let ids = self.dir.join("identities");
         let mut out = Vec::new();
-        let mut entries: Vec<_> = fs::read_dir(&ids)
-            .map_err(io_err(&ids))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
+        let mut entries: Vec<_> =
+            fs::read_dir(&ids).map_err(io_err(&ids))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         entries.sort();
-        for path in entries
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        {
+        for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
             out.push(self.load_path(&path)?);
         }
         Ok(out)
@@ -196,13 +174,10 @@ impl Keystore {
         let mut all = self.list()?;
         match all.len() {
             1 => Ok(all.remove(0)),
-            0 => Err(Error::Keystore(format!(
-                "no identity in {}; create one with `didmpc did new`",
-                self.dir.display()
-            ))),
-            n => Err(Error::Keystore(format!(
-                "{n} identities and no default; pick one with --did"
-            ))),
+            0 => {
+                Err(Error::Keystore(format!("no identity in {}; create one with `didmpc did new`", self.dir.display())))
+            }
+            n => Err(Error::Keystore(format!("{n} identities and no default; pick one with --did"))),
         }
     }
 }
@@ -212,9 +187,7 @@ pub fn derived_document(did: &Did) -> Result<DidDocument> {
     match did.method() {
         "key" => crate::method::key::resolve(did),
         "peer" => crate::method::peer::resolve(did),
-        m => Err(Error::Keystore(format!(
-            "a did:{m} identity file must include its DID document"
-        ))),
+        m => Err(Error::Keystore(format!("a did:{m} identity file must include its DID document"))),
     }
 }
 
@@ -234,14 +207,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                fs::metadata(&pa).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-            assert_eq!(
-                fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-                0o700
-            );
+            assert_eq!(fs::metadata(&pa).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         }
         assert_eq!(ks.load(&a.did).unwrap().did, a.did);
         assert_eq!(ks.list().unwrap().len(), 2);

@@ -49,12 +49,7 @@ impl Default for Resolver {
 impl Resolver {
     /// A resolver; did:web is available only with an HTTP fetcher.
     pub fn new(http: Option<Arc<dyn web::HttpFetch>>) -> Resolver {
-        Resolver {
-            http,
-            pinned: RwLock::default(),
-            cache: Mutex::default(),
-            capacity: DEFAULT_CACHE_ENTRIES,
-        }
+        Resolver { http, pinned: RwLock::default(), cache: Mutex::default(), capacity: DEFAULT_CACHE_ENTRIES }
     }
 
     /// A resolver that fetches did:web documents with reqwest.
@@ -78,19 +73,11 @@ impl Resolver {
 
     /// Drops a cached document (e.g. after a did:web update).
     pub fn invalidate(&self, did: &Did) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(did);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(did);
     }
 
     fn cached(&self, did: &Did) -> Option<Arc<DidDocument>> {
-        if let Some(doc) = self
-            .pinned
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(did)
-        {
+        if let Some(doc) = self.pinned.read().unwrap_or_else(|e| e.into_inner()).get(did) {
             return Some(doc.clone());
         }
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,11 +88,7 @@ impl Resolver {
     fn remember(&self, doc: Arc<DidDocument>) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= self.capacity && !cache.contains_key(&doc.id) {
-            if let Some(oldest) = cache
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(d, _)| d.clone())
-            {
+            if let Some(oldest) = cache.iter().min_by_key(|(_, (_, at))| *at).map(|(d, _)| d.clone()) {
                 cache.remove(&oldest);
             }
         }
@@ -121,8 +104,7 @@ impl Resolver {
                 Some(http) => web::resolve(did, http.as_ref()).await,
                 None => Err(Error::Resolution {
                     did: did.to_string(),
-                    reason: "did:web needs network access, which this resolver was built without"
-                        .into(),
+                    reason: "did:web needs network access, which this resolver was built without".into(),
                 }),
             },
             other => Err(Error::UnsupportedMethod(other.to_owned())),
@@ -167,28 +149,16 @@ mod tests {
         r.resolve(&did).await.unwrap();
         assert_eq!(fetch.0.load(std::sync::atomic::Ordering::SeqCst), 1);
         // capacity 1: resolving another DID evicts the web document
-        r.resolve(&Did::parse("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK").unwrap())
-            .await
-            .unwrap();
+        r.resolve(&Did::parse("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK").unwrap()).await.unwrap();
         r.resolve(&did).await.unwrap();
         assert_eq!(fetch.0.load(std::sync::atomic::Ordering::SeqCst), 2);
 
-        let liar = Resolver::new(Some(Arc::new(CountingFetch(
-            Default::default(),
-            r#"{"id": "did:web:evil.com"}"#.into(),
-        ))));
+        let liar =
+            Resolver::new(Some(Arc::new(CountingFetch(Default::default(), r#"{"id": "did:web:evil.com"}"#.into()))));
+        assert!(matches!(liar.resolve(&did).await, Err(Error::Resolution { .. })));
+        assert!(matches!(Resolver::default().resolve(&did).await, Err(Error::Resolution { .. })));
         assert!(matches!(
-            liar.resolve(&did).await,
-            Err(Error::Resolution { .. })
-        ));
-        assert!(matches!(
-            Resolver::default().resolve(&did).await,
-            Err(Error::Resolution { .. })
-        ));
-        assert!(matches!(
-            Resolver::default()
-                .resolve(&Did::parse("did:example:x").unwrap())
-                .await,
+            Resolver::default().resolve(&Did::parse("did:example:x").unwrap()).await,
             Err(Error::UnsupportedMethod(_))
         ));
     }

@@ -42,10 +42,7 @@ impl KeyRing {
     /// Adds private JWKs; each must carry its `kid`.
     pub fn add_jwks(&mut self, jwks: &[Jwk]) -> Result<()> {
         for jwk in jwks {
-            let kid = jwk
-                .kid
-                .clone()
-                .ok_or_else(|| Error::key("private JWK without `kid`"))?;
+            let kid = jwk.kid.clone().ok_or_else(|| Error::key("private JWK without `kid`"))?;
             self.keys.insert(kid, jwk.secret_key()?);
         }
         Ok(())
@@ -92,18 +89,12 @@ impl Identity {
     pub fn generate_key() -> Identity {
         let ed = SecretKey::generate(KeyKind::Ed25519);
         let did = key::did_for(&ed.public_key());
-        let x = ed
-            .ed25519_to_x25519()
-            .expect("an Ed25519 key converts to X25519");
+        let x = ed.ed25519_to_x25519().expect("an Ed25519 key converts to X25519");
         let keys = vec![
             (format!("{did}#{}", ed.public_key().to_multibase()), ed),
             (format!("{did}#{}", x.public_key().to_multibase()), x),
         ];
-        Identity {
-            did,
-            keys,
-            document: None,
-        }
+        Identity { did, keys, document: None }
     }
 
     /// A fresh did:peer:2 with one Ed25519 (`#key-1`) and one X25519 (`#key-2`) key
@@ -115,18 +106,10 @@ impl Identity {
     }
 
     /// A did:peer:2 over existing keys (used to change endpoints and keep keys).
-    pub fn peer_from_keys(
-        ed: SecretKey,
-        x: SecretKey,
-        endpoints: &[DidCommEndpoint],
-    ) -> Result<Identity> {
+    pub fn peer_from_keys(ed: SecretKey, x: SecretKey, endpoints: &[DidCommEndpoint]) -> Result<Identity> {
         let did = peer::create(&[ed.public_key()], &[x.public_key()], endpoints)?;
         let keys = vec![(format!("{did}#key-1"), ed), (format!("{did}#key-2"), x)];
-        Ok(Identity {
-            did,
-            keys,
-            document: None,
-        })
+        Ok(Identity { did, keys, document: None })
     }
 
     /// Builds an identity from private JWKs, refusing keys that are not in `doc`
@@ -136,50 +119,31 @@ impl Identity {
         for jwk in jwks {
             let sk = jwk.secret_key()?;
             let pk = sk.public_key();
-            let kid = match &jwk.kid {
-                Some(kid) => {
-                    let kid = DidUrl::resolve_ref(&doc.id, kid)?.to_string();
-                    let vm = doc
-                        .method(&kid)
-                        .ok_or_else(|| Error::KeyNotFound(clip(&kid)))?;
-                    if vm.key != pk {
-                        return Err(Error::key(format!(
-                            "private key does not match {kid} in the DID document"
-                        )));
+            let kid =
+                match &jwk.kid {
+                    Some(kid) => {
+                        let kid = DidUrl::resolve_ref(&doc.id, kid)?.to_string();
+                        let vm = doc.method(&kid).ok_or_else(|| Error::KeyNotFound(clip(&kid)))?;
+                        if vm.key != pk {
+                            return Err(Error::key(format!("private key does not match {kid} in the DID document")));
+                        }
+                        kid
                     }
-                    kid
-                }
-                None => doc
-                    .verification_method
-                    .iter()
-                    .find(|vm| vm.key == pk)
-                    .map(|vm| vm.id.clone())
-                    .ok_or_else(|| {
-                        Error::key(format!(
-                            "the {} key is not in {}'s DID document",
-                            pk.kind().crv(),
-                            doc.id
-                        ))
-                    })?,
-            };
+                    None => doc.verification_method.iter().find(|vm| vm.key == pk).map(|vm| vm.id.clone()).ok_or_else(
+                        || Error::key(format!("the {} key is not in {}'s DID document", pk.kind().crv(), doc.id)),
+                    )?,
+                };
             keys.push((kid, sk));
         }
         if keys.is_empty() {
             return Err(Error::key("no keys given"));
         }
-        Ok(Identity {
-            did: doc.id.clone(),
-            keys,
-            document: None,
-        })
+        Ok(Identity { did: doc.id.clone(), keys, document: None })
     }
 
     /// Private JWKs of every key, each with its `kid`.
     pub fn to_jwks(&self) -> Vec<Jwk> {
-        self.keys
-            .iter()
-            .map(|(kid, k)| Jwk::from_secret(k).with_kid(kid))
-            .collect()
+        self.keys.iter().map(|(kid, k)| Jwk::from_secret(k).with_kid(kid)).collect()
     }
 
     /// (kid, key) pairs.
@@ -189,12 +153,7 @@ impl Identity {
 
     /// The first held key listed under `rel` in `doc`.
     pub fn key_for(&self, doc: &DidDocument, rel: Relationship) -> Option<(&str, &SecretKey)> {
-        doc.methods(rel).find_map(|vm| {
-            self.keys
-                .iter()
-                .find(|(k, _)| *k == vm.id)
-                .map(|(k, s)| (k.as_str(), s))
-        })
+        doc.methods(rel).find_map(|vm| self.keys.iter().find(|(k, _)| *k == vm.id).map(|(k, s)| (k.as_str(), s)))
     }
 
     /// Public keys of every held key.
@@ -214,11 +173,7 @@ mod tests {
         for (kid, pk) in k.public_keys() {
             assert_eq!(doc.method(kid).unwrap().key, pk);
         }
-        let ep = DidCommEndpoint {
-            uri: "http://127.0.0.1:1".into(),
-            accept: vec![],
-            routing_keys: vec![],
-        };
+        let ep = DidCommEndpoint { uri: "http://127.0.0.1:1".into(), accept: vec![], routing_keys: vec![] };
         let p = Identity::generate_peer(&[ep]).unwrap();
         let doc = peer::resolve(&p.did).unwrap();
         assert!(p.key_for(&doc, Relationship::KeyAgreement).is_some());

@@ -10,13 +10,8 @@ use did_core::{Did, DidDocument, Jwk, KeyRing, PublicKey, Relationship, Resolver
 use serde_json::Value;
 
 fn vectors(path: &str) -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../specs/vectors")
-        .join(path);
-    serde_json::from_str(
-        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-    )
-    .unwrap()
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors").join(path);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
 struct Parties {
@@ -37,11 +32,7 @@ fn parties() -> Parties {
     };
     let alice = ring("alice");
     let bob = ring("bob");
-    Parties {
-        resolver,
-        alice,
-        bob,
-    }
+    Parties { resolver, alice, bob }
 }
 
 #[tokio::test]
@@ -56,77 +47,37 @@ async fn didcomm_appendix_c_messages_unpack() {
         let expected = &case["expected"];
         if case["kind"] == "plaintext" {
             let msg = Message::from_value(case["message"].clone()).unwrap();
-            assert_eq!(
-                msg.to_value()["body"],
-                case["expected_plaintext"]["body"],
-                "{name}"
-            );
+            assert_eq!(msg.to_value()["body"], case["expected_plaintext"]["body"], "{name}");
             continue;
         }
         let (msg, meta) = didcomm::unpack(&packed, &p.resolver, &p.bob, &UnpackOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut want = case["expected_plaintext"].clone();
-        want.as_object_mut()
-            .unwrap()
-            .insert("typ".into(), "application/didcomm-plain+json".into());
+        want.as_object_mut().unwrap().insert("typ".into(), "application/didcomm-plain+json".into());
         assert_eq!(msg.to_value(), want, "{name}: plaintext");
         match case["kind"].as_str().unwrap() {
             "signed" => {
                 assert!(meta.non_repudiation && !meta.encrypted, "{name}");
-                assert_eq!(
-                    meta.sign_from.as_deref(),
-                    expected["sign_kid"].as_str(),
-                    "{name}"
-                );
-                assert_eq!(
-                    meta.sign_alg.as_deref(),
-                    expected["sign_alg"].as_str(),
-                    "{name}"
-                );
+                assert_eq!(meta.sign_from.as_deref(), expected["sign_kid"].as_str(), "{name}");
+                assert_eq!(meta.sign_alg.as_deref(), expected["sign_alg"].as_str(), "{name}");
             }
             "anoncrypt" => {
-                assert!(
-                    meta.encrypted && meta.anonymous_sender && !meta.authenticated,
-                    "{name}"
-                );
-                let alg = format!(
-                    "{}/{}",
-                    expected["alg"].as_str().unwrap(),
-                    expected["enc"].as_str().unwrap()
-                );
+                assert!(meta.encrypted && meta.anonymous_sender && !meta.authenticated, "{name}");
+                let alg = format!("{}/{}", expected["alg"].as_str().unwrap(), expected["enc"].as_str().unwrap());
                 assert_eq!(meta.enc_alg_anon.as_deref(), Some(alg.as_str()), "{name}");
             }
             "authcrypt" => {
                 assert!(meta.encrypted && meta.authenticated, "{name}");
-                assert_eq!(
-                    meta.encrypted_from_kid.as_deref(),
-                    expected["sender_kid"].as_str(),
-                    "{name}"
-                );
+                assert_eq!(meta.encrypted_from_kid.as_deref(), expected["sender_kid"].as_str(), "{name}");
                 assert_eq!(meta.sender.as_deref(), Some("did:example:alice"), "{name}");
-                assert_eq!(
-                    meta.sender_protected,
-                    expected["sender_protected"] == true,
-                    "{name}"
-                );
-                assert_eq!(
-                    meta.non_repudiation,
-                    expected.get("sign_kid").is_some(),
-                    "{name}"
-                );
+                assert_eq!(meta.sender_protected, expected["sender_protected"] == true, "{name}");
+                assert_eq!(meta.non_repudiation, expected.get("sign_kid").is_some(), "{name}");
             }
             other => panic!("unknown kind {other}"),
         }
         for kid in &meta.encrypted_to_kids {
-            assert!(
-                expected["recipient_kids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|k| k == kid.as_str()),
-                "{name}: {kid}"
-            );
+            assert!(expected["recipient_kids"].as_array().unwrap().iter().any(|k| k == kid.as_str()), "{name}: {kid}");
         }
     }
 }
@@ -142,47 +93,20 @@ async fn pack_with_appendix_keys_on_every_curve() {
     .from("did:example:alice")
     .to("did:example:bob");
     for (to, from) in [
-        (
-            "did:example:bob#key-x25519-1",
-            Some("did:example:alice#key-x25519-1"),
-        ),
-        (
-            "did:example:bob#key-p256-2",
-            Some("did:example:alice#key-p256-1"),
-        ),
-        (
-            "did:example:bob#key-p521-1",
-            Some("did:example:alice#key-p521-1"),
-        ),
+        ("did:example:bob#key-x25519-1", Some("did:example:alice#key-x25519-1")),
+        ("did:example:bob#key-p256-2", Some("did:example:alice#key-p256-1")),
+        ("did:example:bob#key-p521-1", Some("did:example:alice#key-p521-1")),
         ("did:example:bob#key-p384-1", None),
         ("did:example:bob", Some("did:example:alice")),
         ("did:example:bob", None),
     ] {
-        for enc in [
-            ContentEnc::A256CbcHs512,
-            ContentEnc::A256Gcm,
-            ContentEnc::Xc20p,
-        ] {
-            let opts = PackOptions {
-                anon_enc: enc,
-                protect_sender: from.is_some(),
-                ..Default::default()
-            };
-            let packed = didcomm::pack_encrypted(
-                &msg,
-                to,
-                from,
-                Some("did:example:alice"),
-                &p.resolver,
-                &p.alice,
-                &opts,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{to} {from:?}: {e}"));
-            let (got, meta) =
-                didcomm::unpack(&packed.message, &p.resolver, &p.bob, &Default::default())
+        for enc in [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p] {
+            let opts = PackOptions { anon_enc: enc, protect_sender: from.is_some(), ..Default::default() };
+            let packed =
+                didcomm::pack_encrypted(&msg, to, from, Some("did:example:alice"), &p.resolver, &p.alice, &opts)
                     .await
-                    .unwrap();
+                    .unwrap_or_else(|e| panic!("{to} {from:?}: {e}"));
+            let (got, meta) = didcomm::unpack(&packed.message, &p.resolver, &p.bob, &Default::default()).await.unwrap();
             assert_eq!(got, msg);
             assert_eq!(meta.encrypted_from_kid.is_some(), from.is_some());
             assert!(meta.authenticated, "signed, so authenticated either way");
@@ -194,12 +118,7 @@ async fn pack_with_appendix_keys_on_every_curve() {
 #[test]
 fn did_key_spec_example_document() {
     let ex = vectors("did-key/index-html-examples.json");
-    let example = ex["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e.get("document").is_some())
-        .unwrap();
+    let example = ex["examples"].as_array().unwrap().iter().find(|e| e.get("document").is_some()).unwrap();
     let published = DidDocument::from_value(&example["document"]).unwrap();
     let ours = key::resolve(&published.id).unwrap();
     assert_eq!(ours, published);
@@ -209,12 +128,7 @@ fn did_key_spec_example_document() {
 #[test]
 fn did_key_test_vectors() {
     let mut checked = 0;
-    for file in [
-        "ed25519-x25519.json",
-        "x25519.json",
-        "nist-curves.json",
-        "secp256k1.json",
-    ] {
+    for file in ["ed25519-x25519.json", "x25519.json", "nist-curves.json", "secp256k1.json"] {
         let v = vectors(&format!("did-key/{file}"));
         let entries: Vec<(&String, &Value)> = match v.get("didDocument") {
             Some(Value::Object(m)) => m.iter().collect(),
@@ -225,15 +139,9 @@ fn did_key_test_vectors() {
             let Ok(published) = DidDocument::from_value(doc_json) else {
                 continue;
             };
-            let ours =
-                key::resolve(&Did::parse(did).unwrap()).unwrap_or_else(|e| panic!("{did}: {e}"));
+            let ours = key::resolve(&Did::parse(did).unwrap()).unwrap_or_else(|e| panic!("{did}: {e}"));
             for vm in &published.verification_method {
-                assert_eq!(
-                    ours.method(&vm.id).map(|m| &m.key),
-                    Some(&vm.key),
-                    "{did}: {}",
-                    vm.id
-                );
+                assert_eq!(ours.method(&vm.id).map(|m| &m.key), Some(&vm.key), "{did}: {}", vm.id);
             }
             for rel in Relationship::ALL {
                 let theirs: Vec<_> = published.methods(rel).map(|m| m.id.clone()).collect();
@@ -246,15 +154,9 @@ fn did_key_test_vectors() {
                     );
                 }
             }
-            if let Some(seed) = entry
-                .get("seed")
-                .and_then(Value::as_str)
-                .filter(|_| file.starts_with("ed25519"))
-            {
-                let seed: Vec<u8> = (0..seed.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap())
-                    .collect();
+            if let Some(seed) = entry.get("seed").and_then(Value::as_str).filter(|_| file.starts_with("ed25519")) {
+                let seed: Vec<u8> =
+                    (0..seed.len()).step_by(2).map(|i| u8::from_str_radix(&seed[i..i + 2], 16).unwrap()).collect();
                 let sk = SecretKey::from_bytes(did_core::KeyKind::Ed25519, &seed).unwrap();
                 assert_eq!(key::did_for(&sk.public_key()).as_str(), did);
                 if let Some(x_priv) = entry["keyAgreementKeyPair"]["privateKeyBase58"].as_str() {
@@ -279,18 +181,12 @@ fn did_peer_2_spec_example() {
     // and the second example resolves with key-1 being its first (E) key
     let did2 = Did::parse(v["peer2"][1]["did"].as_str().unwrap()).unwrap();
     let doc2 = peer::resolve(&did2).unwrap();
-    assert_eq!(
-        doc2.methods(Relationship::KeyAgreement).next().unwrap().id,
-        format!("{did2}#key-1")
-    );
+    assert_eq!(doc2.methods(Relationship::KeyAgreement).next().unwrap().id, format!("{did2}#key-1"));
     // did:peer:0 is did:key's document under another DID
     let p0 = Did::parse(v["peer0"][0]["did"].as_str().unwrap()).unwrap();
     let d0 = peer::resolve(&p0).unwrap();
     let k = PublicKey::from_multibase(&p0.method_specific_id()[1..]).unwrap();
-    assert_eq!(
-        d0.methods(Relationship::Authentication).next().unwrap().key,
-        k
-    );
+    assert_eq!(d0.methods(Relationship::Authentication).next().unwrap().key, k);
 }
 
 #[test]
@@ -298,19 +194,8 @@ fn did_peer_2_creation_matches_spec_encoding() {
     let v = vectors("did-peer/peer2.json");
     let ex = &v["peer2"][0];
     let doc = DidDocument::from_value(&ex["document"]).unwrap();
-    let signing: Vec<PublicKey> = doc
-        .methods(Relationship::Authentication)
-        .map(|m| m.key.clone())
-        .collect();
-    let agreement: Vec<PublicKey> = doc
-        .methods(Relationship::KeyAgreement)
-        .map(|m| m.key.clone())
-        .collect();
+    let signing: Vec<PublicKey> = doc.methods(Relationship::Authentication).map(|m| m.key.clone()).collect();
+    let agreement: Vec<PublicKey> = doc.methods(Relationship::KeyAgreement).map(|m| m.key.clone()).collect();
     let endpoints: Vec<_> = doc.didcomm_endpoints().cloned().collect();
-    assert_eq!(
-        peer::create(&signing, &agreement, &endpoints)
-            .unwrap()
-            .as_str(),
-        ex["did"].as_str().unwrap()
-    );
+    assert_eq!(peer::create(&signing, &agreement, &endpoints).unwrap().as_str(), ex["did"].as_str().unwrap());
 }

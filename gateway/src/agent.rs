@@ -59,9 +59,7 @@ impl Agent {
         let transport = Transport::new()?;
         let resolver = Resolver::with_http()?;
         let mediator = MediatorInfo::discover(reference, &transport, &resolver).await?;
-        let previous = read_file(home)
-            .ok()
-            .filter(|f| f.mediator.did == mediator.did);
+        let previous = read_file(home).ok().filter(|f| f.mediator.did == mediator.did);
         let client = match &previous {
             Some(f) => ks.load(&f.client)?,
             None => match ks.default_identity() {
@@ -75,13 +73,8 @@ impl Agent {
         };
         let mut keys = KeyRing::new();
         keys.add_identity(&client);
-        let link = Link {
-            mediator: &mediator,
-            client: &client.did,
-            keys: &keys,
-            resolver: &resolver,
-            transport: &transport,
-        };
+        let link =
+            Link { mediator: &mediator, client: &client.did, keys: &keys, resolver: &resolver, transport: &transport };
         let routing = link.mediate().await?;
         let party = match previous.as_ref().and_then(|f| ks.load(&f.party).ok()) {
             Some(p) => p,
@@ -90,26 +83,12 @@ impl Agent {
                 // one-hop Forward shape every DIDComm implementation produces.
                 let routing_did = Did::parse(&routing[0])?;
                 let rdoc = did_core::DidResolver::resolve(&resolver, &routing_did).await?;
-                let routing_key = rdoc
-                    .methods(did_core::Relationship::KeyAgreement)
-                    .next()
-                    .map(|vm| vm.id.clone())
-                    .ok_or_else(|| {
-                        Error::Protocol(format!(
-                            "routing DID {} has no key-agreement key",
-                            routing_did.fmt_short()
-                        ))
-                    })?;
-                let uri = mediator
-                    .http
-                    .clone()
-                    .or_else(|| mediator.ws.clone())
-                    .unwrap_or_default();
-                let ep = DidCommEndpoint {
-                    uri,
-                    accept: vec!["didcomm/v2".into()],
-                    routing_keys: vec![routing_key],
-                };
+                let routing_key =
+                    rdoc.methods(did_core::Relationship::KeyAgreement).next().map(|vm| vm.id.clone()).ok_or_else(
+                        || Error::Protocol(format!("routing DID {} has no key-agreement key", routing_did.fmt_short())),
+                    )?;
+                let uri = mediator.http.clone().or_else(|| mediator.ws.clone()).unwrap_or_default();
+                let ep = DidCommEndpoint { uri, accept: vec!["didcomm/v2".into()], routing_keys: vec![routing_key] };
                 let p = Identity::generate_peer(&[ep])?;
                 ks.save(&p)?;
                 p
@@ -127,20 +106,10 @@ impl Agent {
             }
         }
         ks.set_default(&party.did)?;
-        let file = AgentFile {
-            mediator,
-            client: client.did.clone(),
-            party: party.did.clone(),
-        };
+        let file = AgentFile { mediator, client: client.did.clone(), party: party.did.clone() };
         write_file(home, &file)?;
         keys.add_identity(&party);
-        Ok(Agent {
-            home: home.to_path_buf(),
-            file,
-            keys,
-            resolver,
-            transport,
-        })
+        Ok(Agent { home: home.to_path_buf(), file, keys, resolver, transport })
     }
 
     /// Loads an agent set up by [`Agent::init`].
@@ -198,10 +167,7 @@ impl Agent {
         )
         .await?;
         let target = packed.service.ok_or_else(|| {
-            Error::Protocol(format!(
-                "{} publishes no DIDComm endpoint to send to",
-                to_did.fmt_short()
-            ))
+            Error::Protocol(format!("{} publishes no DIDComm endpoint to send to", to_did.fmt_short()))
         })?;
         self.transport.deliver(&target.uri, &packed.message).await?;
         Ok(target)
@@ -215,13 +181,7 @@ impl Agent {
     }
 
     async fn open(&self, d: crate::link::Delivered) -> Incoming {
-        let result = didcomm::unpack(
-            &d.envelope,
-            &self.resolver,
-            &self.keys,
-            &UnpackOptions::default(),
-        )
-        .await;
+        let result = didcomm::unpack(&d.envelope, &self.resolver, &self.keys, &UnpackOptions::default()).await;
         Incoming { id: d.id, result }
     }
 
@@ -234,9 +194,7 @@ impl Agent {
         let link = self.link();
         let mut n = 0;
         loop {
-            let answer = link
-                .request(pickup("delivery-request", json!({"limit": 50})))
-                .await?;
+            let answer = link.request(pickup("delivery-request", json!({"limit": 50}))).await?;
             if answer.type_.ends_with("/status") {
                 return Ok(n);
             }
@@ -247,29 +205,20 @@ impl Agent {
                 ids.push(id);
                 n += 1;
             }
-            link.request(pickup(
-                "messages-received",
-                json!({ "message_id_list": ids }),
-            ))
-            .await?;
+            link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
         }
     }
 
     /// Follows the inbox live over the mediator's WebSocket until `stop` completes:
     /// drains the queue, then handles deliveries as they arrive; reconnects with backoff.
-    pub async fn follow<F>(
-        &self,
-        mut handle: F,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Result<()>
+    pub async fn follow<F>(&self, mut handle: F, stop: impl std::future::Future<Output = ()>) -> Result<()>
     where
         F: FnMut(Incoming) -> Result<()>,
     {
-        let ws_uri = self.file.mediator.ws.clone().ok_or_else(|| {
-            Error::State(
-                "the mediator has no WebSocket endpoint; use inbox without --follow".into(),
-            )
-        })?;
+        let ws_uri =
+            self.file.mediator.ws.clone().ok_or_else(|| {
+                Error::State("the mediator has no WebSocket endpoint; use inbox without --follow".into())
+            })?;
         tokio::pin!(stop);
         let mut attempt = 0u32;
         loop {
@@ -299,39 +248,25 @@ impl Agent {
         let mut ws = self.transport.connect(ws_uri).await?;
         let mut early = Vec::new();
         let mut seen = Seen::default();
-        link.request_ws(
-            &mut ws,
-            pickup("live-delivery-change", json!({"live_delivery": true})),
-            &mut early,
-        )
-        .await?;
+        link.request_ws(&mut ws, pickup("live-delivery-change", json!({"live_delivery": true})), &mut early).await?;
         *attempt = 0;
         // Drain what queued while we were away, then take live deliveries.
         loop {
-            let answer = link
-                .request_ws(
-                    &mut ws,
-                    pickup("delivery-request", json!({"limit": 50})),
-                    &mut early,
-                )
-                .await?;
+            let answer = link.request_ws(&mut ws, pickup("delivery-request", json!({"limit": 50})), &mut early).await?;
             if answer.type_.ends_with("/status") {
                 break;
             }
             early.push(answer);
-            self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle)
-                .await?;
+            self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
         }
-        self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle)
-            .await?;
+        self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
         loop {
             let Some(frame) = ws.recv_timeout(Duration::from_secs(3600)).await? else {
                 return Ok(());
             };
             let (m, _) = link.open(&frame).await?;
             early.push(m);
-            self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle)
-                .await?;
+            self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
         }
     }
 
@@ -363,12 +298,7 @@ impl Agent {
                 ids.push(id);
             }
             if !ids.is_empty() {
-                link.request_ws(
-                    ws,
-                    pickup("messages-received", json!({ "message_id_list": ids })),
-                    batch,
-                )
-                .await?;
+                link.request_ws(ws, pickup("messages-received", json!({ "message_id_list": ids })), batch).await?;
             }
         }
         Ok(())
@@ -402,12 +332,8 @@ impl Seen {
 
 fn read_file(home: &Path) -> Result<AgentFile> {
     let p = home.join(AGENT_FILE);
-    let text = std::fs::read_to_string(&p).map_err(|_| {
-        Error::State(format!(
-            "{} not found: run `didmpc init --mediator URL` first",
-            p.display()
-        ))
-    })?;
+    let text = std::fs::read_to_string(&p)
+        .map_err(|_| Error::State(format!("{} not found: run `didmpc init --mediator URL` first", p.display())))?;
     serde_json::from_str(&text).map_err(|e| Error::State(format!("{}: {e}", p.display())))
 }
 

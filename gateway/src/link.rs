@@ -29,11 +29,7 @@ pub struct MediatorInfo {
 impl MediatorInfo {
     /// Finds a mediator from a base URL (`GET <url>/invitation`), an invitation URL
     /// (`?_oob=`), or its DID.
-    pub async fn discover(
-        reference: &str,
-        transport: &Transport,
-        resolver: &Resolver,
-    ) -> Result<MediatorInfo> {
+    pub async fn discover(reference: &str, transport: &Transport, resolver: &Resolver) -> Result<MediatorInfo> {
         let did = if reference.starts_with("did:") {
             Did::parse(reference)?
         } else if reference.contains("_oob=") {
@@ -44,11 +40,7 @@ impl MediatorInfo {
             invitation_from(oob::from_url(&text)?)?
         };
         let doc = resolver.resolve(&did).await?;
-        let mut info = MediatorInfo {
-            did,
-            http: None,
-            ws: None,
-        };
+        let mut info = MediatorInfo { did, http: None, ws: None };
         for ep in doc.didcomm_endpoints() {
             let u = &ep.uri;
             if (u.starts_with("http://") || u.starts_with("https://")) && info.http.is_none() {
@@ -58,10 +50,7 @@ impl MediatorInfo {
             }
         }
         if info.http.is_none() && info.ws.is_none() {
-            return Err(Error::Protocol(format!(
-                "{} publishes no http(s) or ws(s) endpoint",
-                info.did.fmt_short()
-            )));
+            return Err(Error::Protocol(format!("{} publishes no http(s) or ws(s) endpoint", info.did.fmt_short())));
         }
         Ok(info)
     }
@@ -70,9 +59,9 @@ impl MediatorInfo {
 fn invitation_from(r: oob::OobRef) -> Result<Did> {
     match r {
         oob::OobRef::Invitation(m) => Ok(Did::parse(m.from.as_deref().unwrap_or_default())?),
-        oob::OobRef::ShortLink(_) => Err(Error::Protocol(
-            "a short link cannot name a mediator; give its base URL".into(),
-        )),
+        oob::OobRef::ShortLink(_) => {
+            Err(Error::Protocol("a short link cannot name a mediator; give its base URL".into()))
+        }
     }
 }
 
@@ -96,10 +85,7 @@ impl Link<'_> {
         msg.from = Some(self.client.to_string());
         msg.to = Some(vec![self.mediator.did.to_string()]);
         msg.extra.insert("return_route".into(), "all".into());
-        let opts = PackOptions {
-            forward: false,
-            ..Default::default()
-        };
+        let opts = PackOptions { forward: false, ..Default::default() };
         let packed = didcomm::pack_encrypted(
             &msg,
             self.mediator.did.as_str(),
@@ -118,8 +104,7 @@ impl Link<'_> {
         if let Some(e) = problem_in(self.mediator.did.as_str(), text) {
             return Err(e);
         }
-        let (m, meta) =
-            didcomm::unpack(text, self.resolver, self.keys, &UnpackOptions::default()).await?;
+        let (m, meta) = didcomm::unpack(text, self.resolver, self.keys, &UnpackOptions::default()).await?;
         if meta.sender.as_deref() != Some(self.mediator.did.as_str()) {
             return Err(Error::Protocol(format!(
                 "answer not authenticated by the mediator (sender {:?})",
@@ -129,18 +114,8 @@ impl Link<'_> {
         if m.type_.ends_with("/problem-report") {
             return Err(Error::Refused {
                 who: self.mediator.did.fmt_short(),
-                code: m
-                    .body
-                    .get("code")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .into(),
-                comment: m
-                    .body
-                    .get("comment")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .into(),
+                code: m.body.get("code").and_then(Value::as_str).unwrap_or("?").into(),
+                comment: m.body.get("comment").and_then(Value::as_str).unwrap_or("").into(),
             });
         }
         Ok((m, meta))
@@ -166,12 +141,7 @@ impl Link<'_> {
 
     /// One request/response on an open WebSocket; frames that are not the answer
     /// (live deliveries) are passed to `other`.
-    pub async fn request_ws(
-        &self,
-        ws: &mut WsConn,
-        msg: Message,
-        other: &mut Vec<Message>,
-    ) -> Result<Message> {
+    pub async fn request_ws(&self, ws: &mut WsConn, msg: Message, other: &mut Vec<Message>) -> Result<Message> {
         let id = msg.id.clone();
         ws.send(&self.seal(msg).await?).await?;
         loop {
@@ -189,21 +159,13 @@ impl Link<'_> {
 
     /// Requests mediation; returns the routing DIDs of the grant.
     pub async fn mediate(&self) -> Result<Vec<String>> {
-        let answer = self
-            .request(Message::new(
-                format!("{COORD_3}/mediate-request"),
-                json!({}),
-            ))
-            .await?;
+        let answer = self.request(Message::new(format!("{COORD_3}/mediate-request"), json!({}))).await?;
         match answer.type_.rsplit('/').next() {
             Some("mediate-grant") => {
                 let r = &answer.body["routing_did"];
                 let dids: Vec<String> = match r {
                     Value::String(s) => vec![s.clone()],
-                    Value::Array(a) => a
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect(),
+                    Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
                     _ => vec![],
                 };
                 if dids.is_empty() {
@@ -216,30 +178,16 @@ impl Link<'_> {
                 code: "mediate-deny".into(),
                 comment: "the mediator's policy does not admit this DID".into(),
             }),
-            _ => Err(Error::Protocol(format!(
-                "expected mediate-grant, got {}",
-                answer.type_
-            ))),
+            _ => Err(Error::Protocol(format!("expected mediate-grant, got {}", answer.type_))),
         }
     }
 
     /// Registers (or removes) recipient DIDs; returns each one's result.
-    pub async fn update_recipients(
-        &self,
-        dids: &[&str],
-        add: bool,
-    ) -> Result<Vec<(String, String)>> {
+    pub async fn update_recipients(&self, dids: &[&str], add: bool) -> Result<Vec<(String, String)>> {
         let action = if add { "add" } else { "remove" };
-        let updates: Vec<Value> = dids
-            .iter()
-            .map(|d| json!({"recipient_did": d, "action": action}))
-            .collect();
-        let answer = self
-            .request(Message::new(
-                format!("{COORD_3}/recipient-update"),
-                json!({ "updates": updates }),
-            ))
-            .await?;
+        let updates: Vec<Value> = dids.iter().map(|d| json!({"recipient_did": d, "action": action})).collect();
+        let answer =
+            self.request(Message::new(format!("{COORD_3}/recipient-update"), json!({ "updates": updates }))).await?;
         let updated = answer
             .body
             .get("updated")
@@ -270,9 +218,7 @@ pub struct Delivered {
 pub fn deliveries(m: &Message) -> Result<Vec<Delivered>> {
     let mut out = Vec::new();
     for a in m.attachments.as_deref().unwrap_or_default() {
-        let id =
-            a.id.clone()
-                .ok_or_else(|| Error::Protocol("delivery attachment without id".into()))?;
+        let id = a.id.clone().ok_or_else(|| Error::Protocol("delivery attachment without id".into()))?;
         let envelope = match (&a.data.base64, &a.data.json) {
             (Some(b), _) => String::from_utf8(did_core::jose::b64d(b, "attachment")?)
                 .map_err(|_| Error::Protocol("attachment is not UTF-8".into()))?,

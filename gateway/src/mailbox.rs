@@ -44,11 +44,7 @@ impl Mailbox {
                 tracing::error!(error = %e, "mailbox stopped");
             }
         });
-        Mailbox {
-            rx,
-            backlog: Vec::new(),
-            _stop: stop_tx,
-        }
+        Mailbox { rx, backlog: Vec::new(), _stop: stop_tx }
     }
 
     /// The first message (queued or arriving) for which `want` holds, within `timeout`.

@@ -48,16 +48,10 @@ pub struct Paired {
 /// The X25519 key-agreement public key of `did`.
 async fn peer_static(agent: &Agent, did: &Did) -> Result<[u8; 32]> {
     let doc = agent.resolver().resolve(did).await?;
-    let key = doc
-        .methods(Relationship::KeyAgreement)
-        .find(|m| m.key.kind() == KeyKind::X25519)
-        .map(|m| m.key.to_bytes());
-    key.and_then(|b| b.try_into().ok()).ok_or_else(|| {
-        Error::Protocol(format!(
-            "{} has no X25519 key-agreement key",
-            did.fmt_short()
-        ))
-    })
+    let key =
+        doc.methods(Relationship::KeyAgreement).find(|m| m.key.kind() == KeyKind::X25519).map(|m| m.key.to_bytes());
+    key.and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Protocol(format!("{} has no X25519 key-agreement key", did.fmt_short())))
 }
 
 /// Our X25519 secret for the party DID.
@@ -68,14 +62,9 @@ async fn own_static(agent: &Agent) -> Result<zeroize::Zeroizing<[u8; 32]>> {
         .find(|m| m.key.kind() == KeyKind::X25519)
         .map(|m| m.id.clone())
         .ok_or_else(|| Error::State("our DID has no X25519 key-agreement key".into()))?;
-    let sk = agent
-        .secret(&kid)
-        .ok_or_else(|| Error::State(format!("no private key for {kid}")))?;
+    let sk = agent.secret(&kid).ok_or_else(|| Error::State(format!("no private key for {kid}")))?;
     let bytes = sk.to_bytes();
-    let arr: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::State("bad X25519 key".into()))?;
+    let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::State("bad X25519 key".into()))?;
     Ok(zeroize::Zeroizing::new(arr))
 }
 
@@ -118,34 +107,17 @@ pub async fn connect(
         .await
         .map_err(|_| Error::Timeout(format!("the session answer of {}", spec.peer.fmt_short())))?;
     if answer.type_ != format!("{SESSION_1}/accept") {
-        let why = answer
-            .body
-            .get("reason")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given");
-        return Err(Error::Refused {
-            who: spec.peer.fmt_short(),
-            code: "session-reject".into(),
-            comment: why.into(),
-        });
+        let why = answer.body.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
+        return Err(Error::Refused { who: spec.peer.fmt_short(), code: "session-reject".into(), comment: why.into() });
     }
     let noise = field(&answer, "noise")?;
-    let keys = init
-        .finish(&noise)
-        .map_err(|e| Error::Protocol(e.to_string()))?;
-    let url = answer.body["relay"]["url"]
-        .as_str()
-        .ok_or_else(|| Error::Protocol("accept without relay url".into()))?;
+    let keys = init.finish(&noise).map_err(|e| Error::Protocol(e.to_string()))?;
+    let url = answer.body["relay"]["url"].as_str().ok_or_else(|| Error::Protocol("accept without relay url".into()))?;
     let route = route_field(&answer.body["relay"]["route"])?;
     let hash = hex(&keys.handshake_hash);
     let link = relay.link(url, RouteId { route, slot: 0 })?;
-    let (handle, incoming) =
-        driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
-    Ok(Paired {
-        handle,
-        incoming,
-        handshake_hash: hash,
-    })
+    let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
+    Ok(Paired { handle, incoming, handshake_hash: hash })
 }
 
 /// Answers an `init` (already received and authenticated from `spec.peer`): reserves a
@@ -158,17 +130,11 @@ pub async fn accept(
     cfg: Config,
 ) -> Result<Paired> {
     if init.from.as_deref() != Some(spec.peer.as_str()) {
-        return Err(Error::Protocol(
-            "session init is not from the expected peer".into(),
-        ));
+        return Err(Error::Protocol("session init is not from the expected peer".into()));
     }
-    if field(init, "session_id")? != spec.session_id
-        || field(init, "roster_digest")? != spec.roster_digest
-    {
+    if field(init, "session_id")? != spec.session_id || field(init, "roster_digest")? != spec.roster_digest {
         reject(agent, init, "session id or roster does not match ours").await;
-        return Err(Error::Protocol(
-            "session init for another session or roster".into(),
-        ));
+        return Err(Error::Protocol("session init for another session or roster".into()));
     }
     let me = agent.file.party.to_string();
     let local = own_static(agent).await?;
@@ -194,19 +160,14 @@ pub async fn accept(
     let url = reserve(&link, &route).await?;
     let hash = hex(&keys.handshake_hash);
     let plink = relay.link(&url, RouteId { route, slot: 1 })?;
-    let (handle, incoming) =
-        driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink);
+    let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink);
     let mut answer = Message::new(
         format!("{SESSION_1}/accept"),
         json!({"noise": b64e(&m2), "relay": {"url": url, "route": b64e(route)}}),
     );
     answer.thid = Some(init.id.clone());
     agent.send(answer, spec.peer.as_str()).await?;
-    Ok(Paired {
-        handle,
-        incoming,
-        handshake_hash: hash,
-    })
+    Ok(Paired { handle, incoming, handshake_hash: hash })
 }
 
 async fn reject(agent: &Agent, init: &Message, reason: &str) {
@@ -220,15 +181,9 @@ async fn reject(agent: &Agent, init: &Message, reason: &str) {
 /// Reserves `route` at our mediator; returns the relay URL.
 pub async fn reserve(link: &MediatorLink<'_>, route: &[u8; ROUTE_LEN]) -> Result<String> {
     let answer = link
-        .request(Message::new(
-            format!("{RELAY_1}/reserve"),
-            json!({"route": b64e(route), "ttl_secs": 24 * 3600}),
-        ))
+        .request(Message::new(format!("{RELAY_1}/reserve"), json!({"route": b64e(route), "ttl_secs": 24 * 3600})))
         .await?;
-    answer.body["url"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::Protocol("reserved without url".into()))
+    answer.body["url"].as_str().map(str::to_owned).ok_or_else(|| Error::Protocol("reserved without url".into()))
 }
 
 fn field(m: &Message, name: &str) -> Result<Vec<u8>> {
@@ -242,25 +197,17 @@ fn field(m: &Message, name: &str) -> Result<Vec<u8>> {
 
 fn route_field(v: &Value) -> Result<[u8; ROUTE_LEN]> {
     let b = b64d(v.as_str().unwrap_or_default(), "route")?;
-    b.try_into()
-        .map_err(|_| Error::Protocol("relay route is not 16 bytes".into()))
+    b.try_into().map_err(|_| Error::Protocol("relay route is not 16 bytes".into()))
 }
 
 /// Waits for an `init` from `peer` for `session_id`.
-pub async fn wait_init(
-    mailbox: &mut Mailbox,
-    peer: &Did,
-    session_id: &[u8],
-    timeout: Duration,
-) -> Result<Message> {
+pub async fn wait_init(mailbox: &mut Mailbox, peer: &Did, session_id: &[u8], timeout: Duration) -> Result<Message> {
     let sid = b64e(session_id);
     let peer = peer.to_string();
     let want = format!("{SESSION_1}/init");
     let (m, _) = mailbox
         .recv_matching(timeout, |(m, meta)| {
-            m.type_ == want
-                && meta.sender.as_deref() == Some(peer.as_str())
-                && m.body["session_id"] == sid.as_str()
+            m.type_ == want && meta.sender.as_deref() == Some(peer.as_str()) && m.body["session_id"] == sid.as_str()
         })
         .await?;
     Ok(m)

@@ -47,10 +47,7 @@ pub struct RelayClient {
 impl RelayClient {
     /// A client using `transport` for its WebSockets.
     pub fn new(transport: Transport) -> RelayClient {
-        RelayClient {
-            transport,
-            conns: Arc::default(),
-        }
+        RelayClient { transport, conns: Arc::default() }
     }
 
     /// A session link over `route` of the relay at `url`.
@@ -70,10 +67,7 @@ impl RelayClient {
         let (in_tx, in_rx) = mpsc::channel(1024);
         let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(1024);
         cmd.try_send(Cmd::Add(route, in_tx))
-            .map_err(|_| Error::Transport {
-                uri: url.to_owned(),
-                reason: "relay connection is overloaded".into(),
-            })?;
+            .map_err(|_| Error::Transport { uri: url.to_owned(), reason: "relay connection is overloaded".into() })?;
         // Tag the session's packets with its route.
         tokio::spawn(async move {
             while let Some(p) = out_rx.recv().await {
@@ -83,10 +77,7 @@ impl RelayClient {
             }
             let _ = cmd.send(Cmd::Remove(route.route)).await;
         });
-        Ok(Link {
-            tx: out_tx,
-            rx: in_rx,
-        })
+        Ok(Link { tx: out_tx, rx: in_rx })
     }
 }
 
@@ -133,10 +124,7 @@ async fn run(transport: Transport, url: String, mut cmds: mpsc::Receiver<Cmd>) {
         let (mut sink, mut stream) = ws.into_inner().split();
         let mut ok = true;
         for (route, (slot, _)) in &routes {
-            ok &= sink
-                .feed(Frame::Binary(frame(OP_JOIN, route, &[*slot])))
-                .await
-                .is_ok();
+            ok &= sink.feed(Frame::Binary(frame(OP_JOIN, route, &[*slot]))).await.is_ok();
         }
         ok &= sink.flush().await.is_ok();
         if ever_connected {

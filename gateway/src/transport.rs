@@ -28,50 +28,33 @@ impl Transport {
     /// A client trusting the Web PKI roots, plus the PEM certificates in the file named by
     /// [`ENV_CA_FILE`] (for mediators behind a private CA).
     pub fn new() -> Result<Transport> {
-        let fail = |reason: String| Error::Transport {
-            uri: String::new(),
-            reason,
-        };
-        let mut http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("didmpc/", env!("CARGO_PKG_VERSION")));
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
+        let fail = |reason: String| Error::Transport { uri: String::new(), reason };
+        let mut http =
+            reqwest::Client::builder().timeout(TIMEOUT).user_agent(concat!("didmpc/", env!("CARGO_PKG_VERSION")));
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         if let Some(path) = std::env::var_os(ENV_CA_FILE) {
-            let pem = std::fs::read(&path)
-                .map_err(|e| fail(format!("{ENV_CA_FILE}={}: {e}", path.to_string_lossy())))?;
+            let pem =
+                std::fs::read(&path).map_err(|e| fail(format!("{ENV_CA_FILE}={}: {e}", path.to_string_lossy())))?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| fail(format!("{ENV_CA_FILE}: {e}")))?;
-                http = http.add_root_certificate(
-                    reqwest::Certificate::from_der(&cert).map_err(|e| fail(e.to_string()))?,
-                );
-                roots
-                    .add(cert)
-                    .map_err(|e| fail(format!("{ENV_CA_FILE}: {e}")))?;
+                http =
+                    http.add_root_certificate(reqwest::Certificate::from_der(&cert).map_err(|e| fail(e.to_string()))?);
+                roots.add(cert).map_err(|e| fail(format!("{ENV_CA_FILE}: {e}")))?;
             }
         }
         let http = http.build().map_err(|e| fail(e.to_string()))?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Ok(Transport {
-            http,
-            tls: Arc::new(tls),
-        })
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| fail(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Transport { http, tls: Arc::new(tls) })
     }
 
     /// POSTs a packed message. Returns the DIDComm message the server answered with, if any;
     /// an HTTP error becomes [`Error::Refused`] with the problem report's code and comment.
     pub async fn post(&self, uri: &str, packed: &str) -> Result<Option<String>> {
-        let fail = |reason: String| Error::Transport {
-            uri: uri.to_owned(),
-            reason,
-        };
+        let fail = |reason: String| Error::Transport { uri: uri.to_owned(), reason };
         let resp = self
             .http
             .post(uri)
@@ -90,16 +73,8 @@ impl Transport {
 
     /// GETs a URL as text (e.g. an invitation).
     pub async fn get(&self, uri: &str) -> Result<String> {
-        let fail = |reason: String| Error::Transport {
-            uri: uri.to_owned(),
-            reason,
-        };
-        let resp = self
-            .http
-            .get(uri)
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| Error::Transport { uri: uri.to_owned(), reason };
+        let resp = self.http.get(uri).send().await.map_err(|e| fail(e.to_string()))?;
         let status = resp.status();
         let body = resp.text().await.map_err(|e| fail(e.to_string()))?;
         if !status.is_success() {
@@ -111,19 +86,12 @@ impl Transport {
     /// Opens a WebSocket.
     pub async fn connect(&self, uri: &str) -> Result<WsConn> {
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
-        let fut =
-            tokio_tungstenite::connect_async_tls_with_config(uri, None, false, Some(connector));
+        let fut = tokio_tungstenite::connect_async_tls_with_config(uri, None, false, Some(connector));
         let (ws, _) = tokio::time::timeout(TIMEOUT, fut)
             .await
             .map_err(|_| Error::Timeout(uri.to_owned()))?
-            .map_err(|e| Error::Transport {
-                uri: uri.to_owned(),
-                reason: e.to_string(),
-            })?;
-        Ok(WsConn {
-            uri: uri.to_owned(),
-            ws,
-        })
+            .map_err(|e| Error::Transport { uri: uri.to_owned(), reason: e.to_string() })?;
+        Ok(WsConn { uri: uri.to_owned(), ws })
     }
 
     /// Delivers a packed message to an http(s) or ws(s) endpoint.
@@ -132,9 +100,7 @@ impl Transport {
             let mut c = self.connect(uri).await?;
             c.send(packed).await?;
             // A refusal comes back as a plaintext problem report right away.
-            if let Ok(Ok(Some(text))) =
-                tokio::time::timeout(Duration::from_millis(300), c.recv()).await
-            {
+            if let Ok(Ok(Some(text))) = tokio::time::timeout(Duration::from_millis(300), c.recv()).await {
                 if let Some(e) = problem_in(uri, &text) {
                     return Err(e);
                 }
@@ -164,10 +130,7 @@ impl WsConn {
         self.ws
             .send(Frame::Text(text.to_owned().into()))
             .await
-            .map_err(|e| Error::Transport {
-                uri: self.uri.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| Error::Transport { uri: self.uri.clone(), reason: e.to_string() })
     }
 
     /// The next message; `None` when the socket closed.
@@ -182,21 +145,14 @@ impl WsConn {
                 }
                 Some(Ok(Frame::Close(_))) | None => return Ok(None),
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    return Err(Error::Transport {
-                        uri: self.uri.clone(),
-                        reason: e.to_string(),
-                    })
-                }
+                Some(Err(e)) => return Err(Error::Transport { uri: self.uri.clone(), reason: e.to_string() }),
             }
         }
     }
 
     /// The next message within `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<String>> {
-        tokio::time::timeout(timeout, self.recv())
-            .await
-            .map_err(|_| Error::Timeout(self.uri.clone()))?
+        tokio::time::timeout(timeout, self.recv()).await.map_err(|_| Error::Timeout(self.uri.clone()))?
     }
 
     /// The underlying WebSocket (for binary protocols such as the relay).
@@ -228,15 +184,7 @@ pub fn problem_in(who: &str, text: &str) -> Option<Error> {
     let body = v.get("body")?;
     Some(Error::Refused {
         who: who.to_owned(),
-        code: body
-            .get("code")
-            .and_then(|c| c.as_str())
-            .unwrap_or("?")
-            .to_owned(),
-        comment: body
-            .get("comment")
-            .and_then(|c| c.as_str())
-            .unwrap_or("")
-            .to_owned(),
+        code: body.get("code").and_then(|c| c.as_str()).unwrap_or("?").to_owned(),
+        comment: body.get("comment").and_then(|c| c.as_str()).unwrap_or("").to_owned(),
     })
 }

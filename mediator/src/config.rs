@@ -93,11 +93,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig {
-            db: PathBuf::from("mediator.db"),
-            sync: SyncMode::Normal,
-            batch: 512,
-        }
+        StoreConfig { db: PathBuf::from("mediator.db"), sync: SyncMode::Normal, batch: 512 }
     }
 }
 
@@ -192,37 +188,27 @@ impl Config {
 
     /// Reads and parses a TOML file.
     pub fn load(path: &std::path::Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         Config::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
     /// Checks settings that depend on each other.
     pub fn validate(&self) -> Result<()> {
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return Err(Error::Config(
-                "set both server.tls_cert and server.tls_key, or neither".into(),
-            ));
+            return Err(Error::Config("set both server.tls_cert and server.tls_key, or neither".into()));
         }
         if self.identity.method == IdentityMethod::Web && self.identity.web_host.is_none() {
-            return Err(Error::Config(
-                "identity.method = \"web\" needs identity.web_host".into(),
-            ));
+            return Err(Error::Config("identity.method = \"web\" needs identity.web_host".into()));
         }
         if self.policy.admission == Admission::Allowlist && self.policy.allowlist.is_empty() {
-            return Err(Error::Config(
-                "policy.admission = \"allowlist\" with an empty allowlist admits nobody".into(),
-            ));
+            return Err(Error::Config("policy.admission = \"allowlist\" with an empty allowlist admits nobody".into()));
         }
         for did in &self.policy.allowlist {
-            did_core::Did::parse(did)
-                .map_err(|e| Error::Config(format!("policy.allowlist: {e}")))?;
+            did_core::Did::parse(did).map_err(|e| Error::Config(format!("policy.allowlist: {e}")))?;
         }
         for url in &self.server.public_urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::Config(format!(
-                    "server.public_urls: {url} must start with http:// or https://"
-                )));
+                return Err(Error::Config(format!("server.public_urls: {url} must start with http:// or https://")));
             }
         }
         let l = &self.limits;
@@ -242,18 +228,9 @@ impl Config {
     /// The public base URLs, defaulting to the listen address.
     pub fn base_urls(&self, listen: SocketAddr) -> Vec<String> {
         if !self.server.public_urls.is_empty() {
-            return self
-                .server
-                .public_urls
-                .iter()
-                .map(|u| u.trim_end_matches('/').to_owned())
-                .collect();
+            return self.server.public_urls.iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
         }
-        let scheme = if self.server.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if self.server.tls_cert.is_some() { "https" } else { "http" };
         vec![format!("{scheme}://{listen}")]
     }
 }

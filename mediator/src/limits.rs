@@ -24,11 +24,7 @@ pub struct ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.tracker.total.fetch_sub(1, Ordering::Relaxed);
-        let mut map = self
-            .tracker
-            .per_ip
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = self.tracker.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -40,11 +36,7 @@ impl Drop for ConnGuard {
 
 impl ConnTracker {
     /// Takes a slot for `ip`, or says which limit is hit.
-    pub fn try_open(
-        self: &Arc<Self>,
-        ip: IpAddr,
-        limits: &Limits,
-    ) -> Result<ConnGuard, &'static str> {
+    pub fn try_open(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Result<ConnGuard, &'static str> {
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         if self.total.load(Ordering::Relaxed) >= limits.max_connections {
             return Err("the mediator is at its connection limit");
@@ -55,10 +47,7 @@ impl ConnTracker {
         }
         *n += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
-        Ok(ConnGuard {
-            tracker: self.clone(),
-            ip,
-        })
+        Ok(ConnGuard { tracker: self.clone(), ip })
     }
 
     /// Open connections in total.
@@ -90,9 +79,7 @@ impl RateLimiter {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
             // Forget idle addresses rather than grow without bound.
-            map.retain(|_, (tokens, at)| {
-                *tokens < self.burst || now.duration_since(*at).as_secs() < 60
-            });
+            map.retain(|_, (tokens, at)| *tokens < self.burst || now.duration_since(*at).as_secs() < 60);
         }
         let (tokens, at) = map.entry(ip).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
@@ -113,11 +100,7 @@ mod tests {
     #[test]
     fn connection_limits() {
         let t = Arc::new(ConnTracker::default());
-        let limits = Limits {
-            max_connections: 3,
-            max_connections_per_ip: 2,
-            ..Limits::default()
-        };
+        let limits = Limits { max_connections: 3, max_connections_per_ip: 2, ..Limits::default() };
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let g1 = t.try_open(a, &limits).unwrap();

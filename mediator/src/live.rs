@@ -41,15 +41,12 @@ impl Live {
     /// The connections that want `client`'s messages now.
     pub fn targets(&self, client: &str) -> Vec<Outbound> {
         let map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(client)
-            .map(|l| l.iter().map(|(_, tx)| tx.clone()).collect())
-            .unwrap_or_default()
+        map.get(client).map(|l| l.iter().map(|(_, tx)| tx.clone()).collect()).unwrap_or_default()
     }
 
     /// Whether `client` is live on `conn`.
     pub fn is_live(&self, client: &str, conn: u64) -> bool {
         let map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(client)
-            .is_some_and(|l| l.iter().any(|(id, _)| *id == conn))
+        map.get(client).is_some_and(|l| l.iter().any(|(id, _)| *id == conn))
     }
 }

@@ -40,56 +40,16 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters = [
-            (
-                "didmpc_mediator_received_total{transport=\"http\"}",
-                &self.received_http,
-                "DIDComm messages received",
-            ),
-            (
-                "didmpc_mediator_received_total{transport=\"ws\"}",
-                &self.received_ws,
-                "",
-            ),
-            (
-                "didmpc_mediator_forwards_queued_total",
-                &self.forwards_queued,
-                "Forwarded messages queued",
-            ),
-            (
-                "didmpc_mediator_forwards_refused_total",
-                &self.forwards_refused,
-                "Forwards refused",
-            ),
-            (
-                "didmpc_mediator_delivered_total",
-                &self.delivered,
-                "Messages delivered by pickup",
-            ),
-            (
-                "didmpc_mediator_delivered_live_total",
-                &self.delivered_live,
-                "Messages pushed live",
-            ),
-            (
-                "didmpc_mediator_acked_total",
-                &self.acked,
-                "Messages deleted after messages-received",
-            ),
-            (
-                "didmpc_mediator_problem_reports_total",
-                &self.problems,
-                "Problem reports sent",
-            ),
-            (
-                "didmpc_mediator_throttled_total",
-                &self.throttled,
-                "Requests refused by limits",
-            ),
-            (
-                "didmpc_mediator_expired_total",
-                &self.expired,
-                "Queued messages expired",
-            ),
+            ("didmpc_mediator_received_total{transport=\"http\"}", &self.received_http, "DIDComm messages received"),
+            ("didmpc_mediator_received_total{transport=\"ws\"}", &self.received_ws, ""),
+            ("didmpc_mediator_forwards_queued_total", &self.forwards_queued, "Forwarded messages queued"),
+            ("didmpc_mediator_forwards_refused_total", &self.forwards_refused, "Forwards refused"),
+            ("didmpc_mediator_delivered_total", &self.delivered, "Messages delivered by pickup"),
+            ("didmpc_mediator_delivered_live_total", &self.delivered_live, "Messages pushed live"),
+            ("didmpc_mediator_acked_total", &self.acked, "Messages deleted after messages-received"),
+            ("didmpc_mediator_problem_reports_total", &self.problems, "Problem reports sent"),
+            ("didmpc_mediator_throttled_total", &self.throttled, "Requests refused by limits"),
+            ("didmpc_mediator_expired_total", &self.expired, "Queued messages expired"),
         ];
         for (name, c, help) in counters {
             let base = name.split('{').next().unwrap_or(name);
@@ -99,11 +59,7 @@ impl Metrics {
             let _ = writeln!(out, "{name} {}", c.load(Relaxed));
         }
         let _ = writeln!(out, "# HELP didmpc_mediator_ws_connections Open WebSocket connections\n# TYPE didmpc_mediator_ws_connections gauge");
-        let _ = writeln!(
-            out,
-            "didmpc_mediator_ws_connections {}",
-            self.ws_open.load(Relaxed)
-        );
+        let _ = writeln!(out, "didmpc_mediator_ws_connections {}", self.ws_open.load(Relaxed));
         out
     }
 }

@@ -75,6 +75,7 @@ pub struct Relay {
     routes: Mutex<HashMap<Route, RouteState>>,
     held_limit: usize,
     stats: Mutex<RelayStats>,
+    tap: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
 }
 
 /// `81 route status`.
@@ -102,11 +103,13 @@ pub fn route_of(frame: &[u8]) -> Option<Route> {
 impl Relay {
     /// A relay holding at most `held_limit` bytes per absent member of a route.
     pub fn new(held_limit: usize) -> Relay {
-        Relay {
-            routes: Mutex::default(),
-            held_limit,
-            stats: Mutex::default(),
-        }
+        Relay { routes: Mutex::default(), held_limit, stats: Mutex::default(), tap: Mutex::default() }
+    }
+
+    /// Copies every DATA frame the relay handles to `tap` (for audits and tests: what
+    /// the relay can see), or stops copying with `None`.
+    pub fn set_tap(&self, tap: Option<mpsc::UnboundedSender<Bytes>>) {
+        *self.tap.lock().unwrap_or_else(|e| e.into_inner()) = tap;
     }
 
     /// Counters.
@@ -123,10 +126,7 @@ impl Relay {
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let st = routes.entry(route).or_default();
         let s = slot as usize;
-        st.slots[s] = Some(Slot {
-            conn,
-            tx: tx.clone(),
-        });
+        st.slots[s] = Some(Slot { conn, tx: tx.clone() });
         let _ = tx.try_send(joined_frame(&route, JoinStatus::Ok));
         while let Some(f) = st.held[s].pop_front() {
             st.held_bytes[s] -= f.len();
@@ -146,6 +146,9 @@ impl Relay {
 
     /// Passes a DATA frame from `conn` to the other member of its route (or holds it).
     pub fn data(&self, frame: Bytes, conn: u64) {
+        if let Some(tap) = &*self.tap.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = tap.send(frame.clone());
+        }
         let Some(route) = route_of(&frame) else {
             return;
         };
@@ -153,11 +156,7 @@ impl Relay {
         let Some(st) = routes.get_mut(&route) else {
             return;
         };
-        let Some(s) = st
-            .slots
-            .iter()
-            .position(|x| x.as_ref().is_some_and(|x| x.conn == conn))
-        else {
+        let Some(s) = st.slots.iter().position(|x| x.as_ref().is_some_and(|x| x.conn == conn)) else {
             return;
         };
         let other = 1 - s;
@@ -208,10 +207,7 @@ impl Relay {
 
     /// Forgets routes whose reservation ended.
     pub fn forget(&self, route: &Route) {
-        self.routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(route);
+        self.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(route);
     }
 }
 

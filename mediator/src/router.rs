@@ -40,27 +40,18 @@ pub struct Outcome {
 
 impl Outcome {
     fn accepted() -> Outcome {
-        Outcome {
-            status: 202,
-            body: None,
-        }
+        Outcome { status: 202, body: None }
     }
 
     /// An unencrypted problem report (for senders we cannot or need not authenticate).
     pub fn plain_problem(status: u16, code: &str, comment: &str) -> Outcome {
-        Outcome {
-            status,
-            body: Some(problem(None, code, comment).to_json()),
-        }
+        Outcome { status, body: Some(problem(None, code, comment).to_json()) }
     }
 
     /// An unencrypted problem report about a message we could read: in its thread
     /// (`pthid`, which Problem Report 2.0 requires) and acknowledging it (`ack`).
     fn plain_problem_for(req: &Message, status: u16, code: &str, comment: &str) -> Outcome {
-        Outcome {
-            status,
-            body: Some(problem_reply(req, code, comment).to_json()),
-        }
+        Outcome { status, body: Some(problem_reply(req, code, comment).to_json()) }
     }
 }
 
@@ -70,11 +61,7 @@ const MAX_FORWARDS_TO_SELF: u8 = 4;
 impl Mediator {
     /// Handles one inbound DIDComm message.
     pub async fn handle(self: &Arc<Self>, text: &str, ch: Channel<'_>) -> Outcome {
-        let counter = if matches!(ch, Channel::Http) {
-            &self.metrics.received_http
-        } else {
-            &self.metrics.received_ws
-        };
+        let counter = if matches!(ch, Channel::Http) { &self.metrics.received_http } else { &self.metrics.received_ws };
         Metrics::inc(counter);
         self.handle_at(text, &ch, 0).await
     }
@@ -91,9 +78,7 @@ impl Mediator {
 
     /// Handles a message found `depth` forwards-to-self deep.
     async fn handle_at(self: &Arc<Self>, text: &str, ch: &Channel<'_>, depth: u8) -> Outcome {
-        let opts = UnpackOptions {
-            max_bytes: self.config.limits.max_message_bytes,
-        };
+        let opts = UnpackOptions { max_bytes: self.config.limits.max_message_bytes };
         let (msg, meta) = match didcomm::unpack(text, &self.resolver, &self.keys, &opts).await {
             Ok(ok) => ok,
             Err(e) => {
@@ -126,11 +111,7 @@ impl Mediator {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "internal error handling {}", msg.type_);
-                Some(problem_reply(
-                    &msg,
-                    codes::INTERNAL,
-                    "internal error; try again later",
-                ))
+                Some(problem_reply(&msg, codes::INTERNAL, "internal error; try again later"))
             }
         };
         let wants_reply = msg.extra.get("return_route").and_then(|v| v.as_str()) != Some("none");
@@ -140,18 +121,10 @@ impl Mediator {
                     Metrics::inc(&self.metrics.problems);
                 }
                 match self.pack_for(&a, &sender).await {
-                    Ok(packed) => Outcome {
-                        status: 200,
-                        body: Some(packed),
-                    },
+                    Ok(packed) => Outcome { status: 200, body: Some(packed) },
                     Err(e) => {
                         tracing::warn!(error = %e, client = %sender, "cannot encrypt the answer");
-                        Outcome::plain_problem_for(
-                            &msg,
-                            400,
-                            codes::DID,
-                            &format!("cannot encrypt to your DID: {e}"),
-                        )
+                        Outcome::plain_problem_for(&msg, 400, codes::DID, &format!("cannot encrypt to your DID: {e}"))
                     }
                 }
             }
@@ -159,12 +132,7 @@ impl Mediator {
         }
     }
 
-    async fn dispatch(
-        &self,
-        msg: &Message,
-        sender: &str,
-        ch: &Channel<'_>,
-    ) -> crate::error::Result<Option<Message>> {
+    async fn dispatch(&self, msg: &Message, sender: &str, ch: &Channel<'_>) -> crate::error::Result<Option<Message>> {
         let (proto, name) = split_type(&msg.type_);
         Ok(match proto {
             protocols::COORD_2 | protocols::COORD_3 => {
@@ -179,20 +147,13 @@ impl Mediator {
                 tracing::info!(client = %sender, body = %msg.body, "problem report received");
                 None
             }
-            _ => Some(problem_reply(
-                msg,
-                codes::UNSUPPORTED,
-                &format!("this mediator does not handle {}", msg.type_),
-            )),
+            _ => Some(problem_reply(msg, codes::UNSUPPORTED, &format!("this mediator does not handle {}", msg.type_))),
         })
     }
 
     /// Authcrypts `msg` from the mediator to `to` for direct delivery (no forward wrapping).
     pub(crate) async fn pack_for(&self, msg: &Message, to: &str) -> did_core::Result<String> {
-        let opts = PackOptions {
-            forward: false,
-            ..Default::default()
-        };
+        let opts = PackOptions { forward: false, ..Default::default() };
         let mut msg = msg.clone();
         msg.from = Some(self.identity.did.to_string());
         msg.to.get_or_insert_with(|| vec![to.to_owned()]);
@@ -251,15 +212,11 @@ impl Mediator {
         };
         for payload in fwd.payloads {
             let mut recipient = fwd.next.clone();
-            let mut result = self
-                .enqueue(&recipient, &payload, t, expires_at, limits)
-                .await;
+            let mut result = self.enqueue(&recipient, &payload, t, expires_at, limits).await;
             if matches!(result, Ok(Err(Refused::UnknownRecipient))) {
                 if let Some((did, _)) = fwd.next.split_once('#') {
                     recipient = did.to_owned();
-                    result = self
-                        .enqueue(&recipient, &payload, t, expires_at, limits)
-                        .await;
+                    result = self.enqueue(&recipient, &payload, t, expires_at, limits).await;
                 }
             }
             match result {
@@ -275,19 +232,11 @@ impl Mediator {
                     )
                 }
                 Ok(Err(r)) => {
-                    return refuse(
-                        429,
-                        codes::QUEUE_FULL,
-                        &format!("the recipient's queue is full ({r:?}); try later"),
-                    )
+                    return refuse(429, codes::QUEUE_FULL, &format!("the recipient's queue is full ({r:?}); try later"))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store refused a forward");
-                    return refuse(
-                        503,
-                        codes::INTERNAL,
-                        "the mediator cannot store messages right now",
-                    );
+                    return refuse(503, codes::INTERNAL, "the mediator cannot store messages right now");
                 }
             }
         }

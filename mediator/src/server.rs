@@ -60,10 +60,7 @@ pub async fn serve(
     let conns = Arc::new(ConnTracker::default());
     let app = Arc::new(App {
         mediator: mediator.clone(),
-        rate: RateLimiter::new(
-            cfg.limits.requests_per_second_per_ip,
-            cfg.limits.request_burst_per_ip,
-        ),
+        rate: RateLimiter::new(cfg.limits.requests_per_second_per_ip, cfg.limits.request_burst_per_ip),
         conns: conns.clone(),
         shutdown: stop_rx.clone(),
         next_conn: AtomicU64::new(1),
@@ -84,11 +81,7 @@ pub async fn serve(
     let result = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key)?;
-            let l = Limited::new(
-                tls::TlsListener::new(listener, acceptor)?,
-                conns,
-                cfg.limits.clone(),
-            );
+            let l = Limited::new(tls::TlsListener::new(listener, acceptor)?, conns, cfg.limits.clone());
             tokio::select! {
                 r = axum::serve(l, svc).with_graceful_shutdown(signal) => r,
                 _ = deadline => Ok(()),
@@ -110,16 +103,10 @@ async fn purge_loop(m: Arc<Mediator>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match m
-            .store()
-            .purge_expired(did_core::didcomm::message::now())
-            .await
-        {
+        match m.store().purge_expired(did_core::didcomm::message::now()).await {
             Ok(0) => {}
             Ok(n) => {
-                m.metrics
-                    .expired
-                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                m.metrics.expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(expired = n, "purged expired messages");
             }
             Err(e) => tracing::warn!(error = %e, "purge failed"),

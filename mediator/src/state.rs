@@ -9,8 +9,8 @@ use std::sync::Arc;
 use did_core::didcomm::{oob, Message};
 use did_core::doc::{KeyFormat, Relationship, Service};
 use did_core::{
-    Did, DidCommEndpoint, DidDocument, Identity, Jwk, KeyKind, KeyRing, Keystore, Resolver,
-    SecretKey, VerificationMethod,
+    Did, DidCommEndpoint, DidDocument, Identity, Jwk, KeyKind, KeyRing, Keystore, Resolver, SecretKey,
+    VerificationMethod,
 };
 
 use crate::config::{Config, IdentityMethod};
@@ -48,22 +48,16 @@ impl Mediator {
     }
 
     /// Like [`Mediator::open`] with a given store.
-    pub fn with_store(
-        config: Config,
-        listen: SocketAddr,
-        store: Arc<dyn Store>,
-    ) -> Result<Arc<Mediator>> {
+    pub fn with_store(config: Config, listen: SocketAddr, store: Arc<dyn Store>) -> Result<Arc<Mediator>> {
         let base_urls = config.base_urls(listen);
         let held = config.limits.relay_held_bytes;
         let endpoints = endpoints_for(&base_urls);
         let ks = Keystore::open(keys_dir(&config))?;
         let identity = match config.identity.method {
             IdentityMethod::Peer => peer_identity(&ks, &endpoints)?,
-            IdentityMethod::Web => web_identity(
-                &ks,
-                config.identity.web_host.as_deref().unwrap_or_default(),
-                &endpoints,
-            )?,
+            IdentityMethod::Web => {
+                web_identity(&ks, config.identity.web_host.as_deref().unwrap_or_default(), &endpoints)?
+            }
         };
         let doc = match &identity.document {
             Some(d) => d.clone(),
@@ -86,10 +80,7 @@ impl Mediator {
             .map(|(_, k)| k.clone())
             .ok_or_else(|| Error::Config("the mediator identity has no X25519 key".into()))?;
         let routing_did = did_core::method::key::did_for(&x.public_key());
-        keys.insert(
-            format!("{routing_did}#{}", x.public_key().to_multibase()),
-            x,
-        );
+        keys.insert(format!("{routing_did}#{}", x.public_key().to_multibase()), x);
         own_dids.push(routing_did.to_string());
         let resolver = Resolver::with_http()?;
         resolver.insert(doc.clone());
@@ -128,11 +119,7 @@ impl Mediator {
     /// The relay's WebSocket URL (`ws(s)://<first public base>/relay`).
     pub fn relay_url(&self) -> String {
         let b = &self.base_urls[0];
-        format!(
-            "{}/relay",
-            b.replacen("https://", "wss://", 1)
-                .replacen("http://", "ws://", 1)
-        )
+        format!("{}/relay", b.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1))
     }
 
     /// The mediator's DID document.
@@ -157,20 +144,12 @@ impl Mediator {
 
     /// An Out-of-Band invitation to request mediation from this mediator.
     pub fn invitation(&self) -> Message {
-        oob::invitation(
-            self.identity.did.as_str(),
-            "request-mediate",
-            "Request mediation",
-            vec![],
-        )
+        oob::invitation(self.identity.did.as_str(), "request-mediate", "Request mediation", vec![])
     }
 
     /// The invitation as a URL on the first public base URL.
     pub fn invitation_url(&self) -> String {
-        oob::to_url(
-            &self.invitation(),
-            &format!("{}/invitation", self.base_urls[0]),
-        )
+        oob::to_url(&self.invitation(), &format!("{}/invitation", self.base_urls[0]))
     }
 
     /// Public base URLs.
@@ -190,15 +169,9 @@ fn keys_dir(config: &Config) -> PathBuf {
 pub(crate) fn endpoints_for(base_urls: &[String]) -> Vec<DidCommEndpoint> {
     let mut out = Vec::new();
     for b in base_urls {
-        let ep = |uri: String| DidCommEndpoint {
-            uri,
-            accept: vec!["didcomm/v2".into()],
-            routing_keys: vec![],
-        };
+        let ep = |uri: String| DidCommEndpoint { uri, accept: vec!["didcomm/v2".into()], routing_keys: vec![] };
         out.push(ep(format!("{b}/didcomm")));
-        let ws = b
-            .replacen("https://", "wss://", 1)
-            .replacen("http://", "ws://", 1);
+        let ws = b.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
         out.push(ep(format!("{ws}/ws")));
     }
     out
@@ -214,11 +187,7 @@ fn peer_identity(ks: &Keystore, endpoints: &[DidCommEndpoint]) -> Result<Identit
         if doc.didcomm_endpoints().cloned().collect::<Vec<_>>() == endpoints {
             return Ok(id);
         }
-        let key = |kind: KeyKind| {
-            id.keys()
-                .find(|(_, k)| k.kind() == kind)
-                .map(|(_, k)| k.clone())
-        };
+        let key = |kind: KeyKind| id.keys().find(|(_, k)| k.kind() == kind).map(|(_, k)| k.clone());
         if let (Some(ed), Some(x)) = (key(KeyKind::Ed25519), key(KeyKind::X25519)) {
             let new = Identity::peer_from_keys(ed, x, endpoints)?;
             tracing::warn!(old = %id.did.fmt_short(), new = %new.did.fmt_short(), "public URLs changed; re-issued the mediator did:peer:2 with the same keys");
@@ -234,34 +203,19 @@ fn peer_identity(ks: &Keystore, endpoints: &[DidCommEndpoint]) -> Result<Identit
 }
 
 fn web_identity(ks: &Keystore, host: &str, endpoints: &[DidCommEndpoint]) -> Result<Identity> {
-    let did = Did::parse(&format!("did:web:{host}"))
-        .map_err(|e| Error::Config(format!("identity.web_host: {e}")))?;
+    let did = Did::parse(&format!("did:web:{host}")).map_err(|e| Error::Config(format!("identity.web_host: {e}")))?;
     let (ed, x) = match ks.load(&did) {
         Ok(id) => {
-            let key = |kind: KeyKind| {
-                id.keys()
-                    .find(|(_, k)| k.kind() == kind)
-                    .map(|(_, k)| k.clone())
-            };
+            let key = |kind: KeyKind| id.keys().find(|(_, k)| k.kind() == kind).map(|(_, k)| k.clone());
             match (key(KeyKind::Ed25519), key(KeyKind::X25519)) {
                 (Some(ed), Some(x)) => (ed, x),
-                _ => {
-                    return Err(Error::Config(format!(
-                        "stored identity {did} lacks an Ed25519 or X25519 key"
-                    )))
-                }
+                _ => return Err(Error::Config(format!("stored identity {did} lacks an Ed25519 or X25519 key"))),
             }
         }
-        Err(_) => (
-            SecretKey::generate(KeyKind::Ed25519),
-            SecretKey::generate(KeyKind::X25519),
-        ),
+        Err(_) => (SecretKey::generate(KeyKind::Ed25519), SecretKey::generate(KeyKind::X25519)),
     };
     let mut doc = DidDocument::new(did.clone());
-    doc.context = serde_json::json!([
-        "https://www.w3.org/ns/did/v1",
-        "https://w3id.org/security/suites/jws-2020/v1"
-    ]);
+    doc.context = serde_json::json!(["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"]);
     let vm = |n: u8, key: did_core::PublicKey| VerificationMethod {
         id: format!("{did}#key-{n}"),
         type_: "JsonWebKey2020".into(),
@@ -272,14 +226,9 @@ fn web_identity(ks: &Keystore, host: &str, endpoints: &[DidCommEndpoint]) -> Res
     use Relationship::*;
     doc.add_method(vm(1, ed.public_key()), &[Authentication, AssertionMethod])?;
     doc.add_method(vm(2, x.public_key()), &[KeyAgreement])?;
-    doc.service.push(Service::DidComm {
-        id: format!("{did}#didcomm"),
-        endpoints: endpoints.to_vec(),
-    });
-    let jwks = [
-        Jwk::from_secret(&ed).with_kid(format!("{did}#key-1")),
-        Jwk::from_secret(&x).with_kid(format!("{did}#key-2")),
-    ];
+    doc.service.push(Service::DidComm { id: format!("{did}#didcomm"), endpoints: endpoints.to_vec() });
+    let jwks =
+        [Jwk::from_secret(&ed).with_kid(format!("{did}#key-1")), Jwk::from_secret(&x).with_kid(format!("{did}#key-2"))];
     let mut id = Identity::from_jwks(&doc, &jwks)?;
     id.document = Some(doc);
     ks.save(&id)?;

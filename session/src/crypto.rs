@@ -37,12 +37,7 @@ impl Sealer {
     /// A sealer for epoch 0.
     pub fn new(key: Zeroizing<[u8; 32]>) -> Sealer {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
-        Sealer {
-            key,
-            cipher,
-            epoch: 0,
-            nonce: 0,
-        }
+        Sealer { key, cipher, epoch: 0, nonce: 0 }
     }
 
     /// Packets sealed in the current epoch.
@@ -65,10 +60,7 @@ impl Sealer {
 
     /// Seals `plaintext` into a packet: header || ciphertext || tag.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) {
-        let header = Header {
-            epoch: self.epoch,
-            nonce: self.nonce,
-        };
+        let header = Header { epoch: self.epoch, nonce: self.nonce };
         self.nonce += 1;
         out.clear();
         out.reserve(HEADER_LEN + plaintext.len() + TAG_LEN);
@@ -76,10 +68,7 @@ impl Sealer {
         out.extend_from_slice(plaintext);
         let (aad, body) = out.split_at_mut(HEADER_LEN);
         // ChaCha20-Poly1305 encryption only fails for inputs over 256 GiB.
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(&noise_nonce(header.nonce), aad, body)
-            .unwrap_or_default();
+        let tag = self.cipher.encrypt_in_place_detached(&noise_nonce(header.nonce), aad, body).unwrap_or_default();
         out.extend_from_slice(&tag);
     }
 }
@@ -95,13 +84,7 @@ struct EpochKeys {
 impl EpochKeys {
     fn new(epoch: u8, key: Zeroizing<[u8; 32]>) -> EpochKeys {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
-        EpochKeys {
-            epoch,
-            key,
-            cipher,
-            highest: None,
-            window: Box::new([0; (REPLAY_WINDOW / 64) as usize]),
-        }
+        EpochKeys { epoch, key, cipher, highest: None, window: Box::new([0; (REPLAY_WINDOW / 64) as usize]) }
     }
 
     fn bit(n: u64) -> (usize, u64) {
@@ -161,10 +144,7 @@ pub struct Opener {
 impl Opener {
     /// An opener for epoch 0.
     pub fn new(key: Zeroizing<[u8; 32]>) -> Opener {
-        Opener {
-            current: EpochKeys::new(0, key),
-            previous: None,
-        }
+        Opener { current: EpochKeys::new(0, key), previous: None }
     }
 
     /// Opens a packet; returns the plaintext (in `buf`) or why it was dropped.
@@ -173,22 +153,12 @@ impl Opener {
         let next_epoch = self.current.epoch.wrapping_add(1);
         let keys = if header.epoch == self.current.epoch {
             &mut self.current
-        } else if self
-            .previous
-            .as_ref()
-            .is_some_and(|p| p.epoch == header.epoch)
-        {
+        } else if self.previous.as_ref().is_some_and(|p| p.epoch == header.epoch) {
             self.previous.as_mut().ok_or(Drop::StaleEpoch)?
         } else if header.epoch == next_epoch {
             // Try the next key without committing to it until the packet authenticates.
             let mut candidate = EpochKeys::new(next_epoch, rekey(&self.current.key));
-            decrypt(
-                &candidate.cipher,
-                &packet[..HEADER_LEN],
-                header.nonce,
-                ct,
-                buf,
-            )?;
+            decrypt(&candidate.cipher, &packet[..HEADER_LEN], header.nonce, ct, buf)?;
             candidate.mark(header.nonce);
             self.previous = Some(std::mem::replace(&mut self.current, candidate));
             return Ok(());

@@ -70,11 +70,7 @@ impl SessionStream {
 }
 
 impl AsyncRead for SessionStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.check_reset()?;
         let before = buf.filled().len();
         let r = Pin::new(&mut self.pipe).poll_read(cx, buf);
@@ -87,11 +83,7 @@ impl AsyncRead for SessionStream {
 }
 
 impl AsyncWrite for SessionStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.check_reset()?;
         Pin::new(&mut self.pipe).poll_write(cx, buf)
     }
@@ -121,9 +113,7 @@ impl Handle {
     /// Opens a stream to the peer.
     pub async fn open(&self) -> Result<SessionStream> {
         let (tx, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Open(tx))
-            .map_err(|_| self.closed_error())?;
+        self.cmd.send(Command::Open(tx)).map_err(|_| self.closed_error())?;
         rx.await.map_err(|_| self.closed_error())?
     }
 
@@ -207,14 +197,7 @@ pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
         scratch: vec![0u8; 16 * 1024],
     };
     tokio::spawn(driver);
-    (
-        Handle {
-            cmd: cmd_tx,
-            closed: closed_rx,
-            stats: stats_rx,
-        },
-        Incoming { rx: accept_rx },
-    )
+    (Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx }, Incoming { rx: accept_rx })
 }
 
 struct Driver {
@@ -250,11 +233,7 @@ impl Driver {
                 in_shut: false,
             },
         );
-        SessionStream {
-            id,
-            pipe: theirs,
-            reset,
-        }
+        SessionStream { id, pipe: theirs, reset }
     }
 
     fn drop_pipe(&mut self, id: u32, code: u32) {

@@ -47,9 +47,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Peer(code, reason) => {
                 write!(f, "closed by the peer (code {code}: {reason})")
             }
-            CloseReason::PeerLost => {
-                f.write_str("the peer is gone (nothing heard within the deadline)")
-            }
+            CloseReason::PeerLost => f.write_str("the peer is gone (nothing heard within the deadline)"),
             CloseReason::Protocol(what) => write!(f, "protocol violation: {what}"),
         }
     }

@@ -52,13 +52,7 @@ impl Header {
         }
         let mut nonce = [0u8; 8];
         nonce.copy_from_slice(&packet[2..HEADER_LEN]);
-        Ok((
-            Header {
-                epoch: packet[1],
-                nonce: u64::from_be_bytes(nonce),
-            },
-            &packet[HEADER_LEN..],
-        ))
+        Ok((Header { epoch: packet[1], nonce: u64::from_be_bytes(nonce) }, &packet[HEADER_LEN..]))
     }
 }
 
@@ -228,24 +222,15 @@ fn decode_one<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>> {
         }
         T_FIN => {
             need(buf, 12)?;
-            Record::Fin {
-                id: buf.get_u32(),
-                final_offset: buf.get_u64(),
-            }
+            Record::Fin { id: buf.get_u32(), final_offset: buf.get_u64() }
         }
         T_RESET => {
             need(buf, 8)?;
-            Record::Reset {
-                id: buf.get_u32(),
-                code: buf.get_u32(),
-            }
+            Record::Reset { id: buf.get_u32(), code: buf.get_u32() }
         }
         T_WINDOW => {
             need(buf, 12)?;
-            Record::Window {
-                id: buf.get_u32(),
-                max_offset: buf.get_u64(),
-            }
+            Record::Window { id: buf.get_u32(), max_offset: buf.get_u64() }
         }
         T_CLOSE => {
             need(buf, 6)?;
@@ -257,8 +242,7 @@ fn decode_one<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>> {
             need(buf, len)?;
             let (r, rest) = buf.split_at(len);
             *buf = rest;
-            let reason = std::str::from_utf8(r)
-                .map_err(|_| Error::Malformed("close reason is not UTF-8"))?;
+            let reason = std::str::from_utf8(r).map_err(|_| Error::Malformed("close reason is not UTF-8"))?;
             Record::Close { code, reason }
         }
         T_PING => Record::Ping,

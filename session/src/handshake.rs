@@ -60,17 +60,11 @@ impl std::fmt::Debug for Keys {
 /// The prologue: label ‖ len(session_id) u8 ‖ session_id ‖ roster_digest ‖
 /// len u16 ‖ initiator DID ‖ len u16 ‖ responder DID.
 pub fn prologue(p: &Params) -> Result<Vec<u8>> {
-    if p.session_id.len() > 255 || p.initiator_did.len() > 65_535 || p.responder_did.len() > 65_535
-    {
+    if p.session_id.len() > 255 || p.initiator_did.len() > 65_535 || p.responder_did.len() > 65_535 {
         return Err(Error::Handshake("session id or DID too long".into()));
     }
     let mut v = Vec::with_capacity(
-        PROLOGUE_LABEL.len()
-            + 1
-            + p.session_id.len()
-            + 36
-            + p.initiator_did.len()
-            + p.responder_did.len(),
+        PROLOGUE_LABEL.len() + 1 + p.session_id.len() + 36 + p.initiator_did.len() + p.responder_did.len(),
     );
     v.extend_from_slice(PROLOGUE_LABEL);
     v.push(p.session_id.len() as u8);
@@ -84,9 +78,7 @@ pub fn prologue(p: &Params) -> Result<Vec<u8>> {
 }
 
 fn builder<'a>(p: &'a Params, prologue: &'a [u8]) -> Result<snow::Builder<'a>> {
-    let params = NOISE_PARAMS
-        .parse()
-        .map_err(|e| Error::Handshake(format!("{e:?}")))?;
+    let params = NOISE_PARAMS.parse().map_err(|e| Error::Handshake(format!("{e:?}")))?;
     snow::Builder::new(params)
         .local_private_key(p.local_static)
         .and_then(|b| b.remote_public_key(p.remote_static))
@@ -103,12 +95,7 @@ fn keys(mut hs: snow::HandshakeState, role: Role) -> Keys {
         Role::Initiator => (k1, k2),
         Role::Responder => (k2, k1),
     };
-    Keys {
-        role,
-        send,
-        recv,
-        handshake_hash: hash,
-    }
+    Keys { role, send, recv, handshake_hash: hash }
 }
 
 /// An initiator waiting for the responder's message.
@@ -120,13 +107,9 @@ impl Initiator {
     /// Starts a handshake; returns the state and the first message to send.
     pub fn start(p: &Params) -> Result<(Initiator, Vec<u8>)> {
         let prologue = prologue(p)?;
-        let mut hs = builder(p, &prologue)?
-            .build_initiator()
-            .map_err(|e| Error::Handshake(e.to_string()))?;
+        let mut hs = builder(p, &prologue)?.build_initiator().map_err(|e| Error::Handshake(e.to_string()))?;
         let mut msg = vec![0u8; MESSAGE_LEN];
-        let n = hs
-            .write_message(&[], &mut msg)
-            .map_err(|e| Error::Handshake(e.to_string()))?;
+        let n = hs.write_message(&[], &mut msg).map_err(|e| Error::Handshake(e.to_string()))?;
         msg.truncate(n);
         Ok((Initiator { hs }, msg))
     }
@@ -134,16 +117,11 @@ impl Initiator {
     /// Reads the responder's message and derives the transport keys.
     pub fn finish(mut self, msg: &[u8]) -> Result<Keys> {
         if msg.len() != MESSAGE_LEN {
-            return Err(Error::Handshake(format!(
-                "expected a {MESSAGE_LEN}-byte message, got {}",
-                msg.len()
-            )));
+            return Err(Error::Handshake(format!("expected a {MESSAGE_LEN}-byte message, got {}", msg.len())));
         }
         let mut payload = [0u8; MESSAGE_LEN];
         self.hs.read_message(msg, &mut payload).map_err(|_| {
-            Error::Handshake(
-                "the responder's message does not authenticate (wrong key or prologue)".into(),
-            )
+            Error::Handshake("the responder's message does not authenticate (wrong key or prologue)".into())
         })?;
         Ok(keys(self.hs, Role::Initiator))
     }
@@ -152,25 +130,16 @@ impl Initiator {
 /// Answers an initiator's first message; returns the keys and the message to send back.
 pub fn respond(p: &Params, msg: &[u8]) -> Result<(Keys, Vec<u8>)> {
     if msg.len() != MESSAGE_LEN {
-        return Err(Error::Handshake(format!(
-            "expected a {MESSAGE_LEN}-byte message, got {}",
-            msg.len()
-        )));
+        return Err(Error::Handshake(format!("expected a {MESSAGE_LEN}-byte message, got {}", msg.len())));
     }
     let prologue = prologue(p)?;
-    let mut hs = builder(p, &prologue)?
-        .build_responder()
-        .map_err(|e| Error::Handshake(e.to_string()))?;
+    let mut hs = builder(p, &prologue)?.build_responder().map_err(|e| Error::Handshake(e.to_string()))?;
     let mut payload = [0u8; MESSAGE_LEN];
     hs.read_message(msg, &mut payload).map_err(|_| {
-        Error::Handshake(
-            "the initiator's message does not authenticate (wrong key or prologue)".into(),
-        )
+        Error::Handshake("the initiator's message does not authenticate (wrong key or prologue)".into())
     })?;
     let mut out = vec![0u8; MESSAGE_LEN];
-    let n = hs
-        .write_message(&[], &mut out)
-        .map_err(|e| Error::Handshake(e.to_string()))?;
+    let n = hs.write_message(&[], &mut out).map_err(|e| Error::Handshake(e.to_string()))?;
     out.truncate(n);
     Ok((keys(hs, Role::Responder), out))
 }
@@ -183,18 +152,10 @@ mod tests {
         let b = snow::Builder::new(NOISE_PARAMS.parse().unwrap());
         let _ = seed;
         let kp = b.generate_keypair().unwrap();
-        (
-            kp.private.try_into().unwrap(),
-            kp.public.try_into().unwrap(),
-        )
+        (kp.private.try_into().unwrap(), kp.public.try_into().unwrap())
     }
 
-    fn params<'a>(
-        local: &'a [u8; 32],
-        remote: &'a [u8; 32],
-        sid: &'a [u8],
-        digest: &'a [u8; 32],
-    ) -> Params<'a> {
+    fn params<'a>(local: &'a [u8; 32], remote: &'a [u8; 32], sid: &'a [u8], digest: &'a [u8; 32]) -> Params<'a> {
         Params {
             session_id: sid,
             roster_digest: digest,

@@ -207,10 +207,7 @@ impl Session {
     pub fn is_idle(&self) -> bool {
         self.unacked.is_empty()
             && self.control.is_empty()
-            && self
-                .streams
-                .values()
-                .all(|s| s.send.pending.is_empty() && !s.fin_ready())
+            && self.streams.values().all(|s| s.send.pending.is_empty() && !s.fin_ready())
     }
 
     fn check_open(&self) -> Result<()> {
@@ -227,10 +224,7 @@ impl Session {
             return Err(Error::TooManyStreams);
         }
         let id = self.next_local_id;
-        self.next_local_id = self
-            .next_local_id
-            .checked_add(2)
-            .ok_or(Error::TooManyStreams)?;
+        self.next_local_id = self.next_local_id.checked_add(2).ok_or(Error::TooManyStreams)?;
         self.streams.insert(id, Stream::new(self.cfg.stream_window));
         Record::Open { id }.encode(&mut self.control);
         Ok(id)
@@ -303,11 +297,7 @@ impl Session {
 
     fn fail(&mut self, what: &'static str) {
         if let State::Open = self.state {
-            Record::Close {
-                code: 1,
-                reason: what,
-            }
-            .encode(&mut self.control);
+            Record::Close { code: 1, reason: what }.encode(&mut self.control);
             self.state = State::Closing(CloseReason::Protocol(what));
         }
     }
@@ -447,8 +437,7 @@ impl Session {
                 // Data for a stream we already reset is dropped.
                 if let Some(s) = self.streams.get_mut(&id) {
                     let was_empty = s.recv.buffer.is_empty();
-                    s.on_data(offset, data)
-                        .map_err(|_| "stream data violates order or window")?;
+                    s.on_data(offset, data).map_err(|_| "stream data violates order or window")?;
                     if was_empty && !data.is_empty() {
                         self.events.push_back(Event::Readable(id));
                     }
@@ -482,9 +471,10 @@ impl Session {
 
     fn has_new_data(&self) -> bool {
         !self.control.is_empty()
-            || self.streams.values().any(|s| {
-                s.fin_ready() || (!s.send.pending.is_empty() && s.send.max_offset > s.send.offset)
-            })
+            || self
+                .streams
+                .values()
+                .any(|s| s.fin_ready() || (!s.send.pending.is_empty() && s.send.max_offset > s.send.offset))
     }
 
     /// The next packet to send, if any.
@@ -512,14 +502,7 @@ impl Session {
             self.next_seq += 1;
             let pkt = self.seal(now, seq, &body);
             self.in_flight += body.len();
-            self.unacked.push_back(Unacked {
-                seq,
-                body,
-                first_sent: now,
-                sent_at: now,
-                resent: false,
-                queued: false,
-            });
+            self.unacked.push_back(Unacked { seq, body, first_sent: now, sent_at: now, resent: false, queued: false });
             if let State::Closing(r) = &self.state {
                 if self.control.is_empty() {
                     let r = r.clone();
@@ -563,12 +546,7 @@ impl Session {
                 continue;
             };
             if let Some((offset, data)) = s.take_sendable(room - DATA_OVERHEAD - 13) {
-                Record::Data {
-                    id,
-                    offset,
-                    data: &data,
-                }
-                .encode(&mut body);
+                Record::Data { id, offset, data: &data }.encode(&mut body);
                 self.rr_cursor = id;
                 if s.send.blocked && s.send.pending.len() < cap / 2 {
                     s.send.blocked = false;
@@ -576,11 +554,7 @@ impl Session {
                 }
             }
             if s.fin_ready() {
-                Record::Fin {
-                    id,
-                    final_offset: s.send.offset,
-                }
-                .encode(&mut body);
+                Record::Fin { id, final_offset: s.send.offset }.encode(&mut body);
                 s.send.fin_sent = true;
                 if s.finished() {
                     self.streams.remove(&id);

@@ -121,9 +121,7 @@ impl Stream {
     /// Applies FIN.
     pub fn on_fin(&mut self, final_offset: u64) -> Result<()> {
         if final_offset != self.recv.received {
-            return Err(Error::Malformed(
-                "FIN offset does not match the data received",
-            ));
+            return Err(Error::Malformed("FIN offset does not match the data received"));
         }
         self.recv.fin_at = Some(final_offset);
         Ok(())
@@ -143,9 +141,7 @@ impl Stream {
         copy_out(&mut self.recv.buffer, &mut buf[..n]);
         self.recv.consumed += n as u64;
         // Re-announce credit once half the window was consumed.
-        let grant = (self.recv.advertised - self.recv.consumed < window / 2
-            && self.recv.fin_at.is_none())
-        .then(|| {
+        let grant = (self.recv.advertised - self.recv.consumed < window / 2 && self.recv.fin_at.is_none()).then(|| {
             self.recv.advertised = self.recv.consumed + window;
             self.recv.advertised
         });

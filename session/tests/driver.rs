@@ -13,16 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 fn keys() -> (Keys, Keys) {
-    let gen = || {
-        snow::Builder::new(NOISE_PARAMS.parse().unwrap())
-            .generate_keypair()
-            .unwrap()
-    };
+    let gen = || snow::Builder::new(NOISE_PARAMS.parse().unwrap()).generate_keypair().unwrap();
     let (a, b) = (gen(), gen());
-    let (a_sk, a_pk): ([u8; 32], [u8; 32]) =
-        (a.private.try_into().unwrap(), a.public.try_into().unwrap());
-    let (b_sk, b_pk): ([u8; 32], [u8; 32]) =
-        (b.private.try_into().unwrap(), b.public.try_into().unwrap());
+    let (a_sk, a_pk): ([u8; 32], [u8; 32]) = (a.private.try_into().unwrap(), a.public.try_into().unwrap());
+    let (b_sk, b_pk): ([u8; 32], [u8; 32]) = (b.private.try_into().unwrap(), b.public.try_into().unwrap());
     let d = [3u8; 32];
     let p = |l, r| Params {
         session_id: b"drv",
@@ -64,31 +58,13 @@ fn wire() -> (Link, Link, Wire) {
     forward(a_out_rx, b_in_tx.clone(), cut.clone());
     forward(b_out_rx, a_in_tx.clone(), cut.clone());
     (
-        Link {
-            tx: a_out_tx,
-            rx: a_in_rx,
-        },
-        Link {
-            tx: b_out_tx,
-            rx: b_in_rx,
-        },
-        Wire {
-            cut,
-            reset_a: a_in_tx,
-            reset_b: b_in_tx,
-        },
+        Link { tx: a_out_tx, rx: a_in_rx },
+        Link { tx: b_out_tx, rx: b_in_rx },
+        Wire { cut, reset_a: a_in_tx, reset_b: b_in_tx },
     )
 }
 
-fn pair(
-    cfg: Config,
-) -> (
-    session::Handle,
-    session::Incoming,
-    session::Handle,
-    session::Incoming,
-    Wire,
-) {
+fn pair(cfg: Config) -> (session::Handle, session::Incoming, session::Handle, session::Incoming, Wire) {
     let (ka, kb) = keys();
     let (la, lb, w) = wire();
     let now = std::time::Instant::now();
@@ -139,11 +115,8 @@ async fn echo_fin_and_reset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_link_resumes_without_loss() {
-    let cfg = Config {
-        rto_initial: Duration::from_millis(100),
-        rto_min: Duration::from_millis(50),
-        ..Config::default()
-    };
+    let cfg =
+        Config { rto_initial: Duration::from_millis(100), rto_min: Duration::from_millis(50), ..Config::default() };
     let (ha, _ia, _hb, mut ib, w) = pair(cfg);
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let d2 = data.clone();
@@ -186,12 +159,8 @@ async fn peer_gone_ends_both_sessions_with_a_clear_reason() {
     let (ha, _ia, hb, _ib, w) = pair(cfg);
     let _s = ha.open().await.unwrap();
     w.cut.store(true, Ordering::Relaxed);
-    let a = tokio::time::timeout(Duration::from_secs(5), ha.closed())
-        .await
-        .unwrap();
-    let b = tokio::time::timeout(Duration::from_secs(5), hb.closed())
-        .await
-        .unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(5), ha.closed()).await.unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(5), hb.closed()).await.unwrap();
     assert_eq!((a, b), (CloseReason::PeerLost, CloseReason::PeerLost));
     assert!(ha.open().await.is_err());
 }

@@ -11,9 +11,7 @@ use crate::home;
 
 pub(super) async fn init(home_flag: Option<&Path>, mediator: &str) -> Result<()> {
     let home = home::dir(home_flag)?;
-    let agent = Agent::init(&home, mediator)
-        .await
-        .with_context(|| format!("setting up mediation with {mediator}"))?;
+    let agent = Agent::init(&home, mediator).await.with_context(|| format!("setting up mediation with {mediator}"))?;
     eprintln!("mediator:  {}", agent.file.mediator.did.fmt_short());
     eprintln!("mediation: granted to {}", agent.file.client);
     eprintln!("your DID (share it with others):");
@@ -23,10 +21,7 @@ pub(super) async fn init(home_flag: Option<&Path>, mediator: &str) -> Result<()>
 
 pub(super) async fn send(home_flag: Option<&Path>, to: &str, text: &str) -> Result<()> {
     let agent = Agent::load(&home::dir(home_flag)?)?;
-    let target = agent
-        .send_text(to, text)
-        .await
-        .with_context(|| format!("sending to {to}"))?;
+    let target = agent.send_text(to, text).await.with_context(|| format!("sending to {to}"))?;
     eprintln!("sent via {}", target.uri);
     Ok(())
 }
@@ -37,15 +32,10 @@ pub(super) async fn inbox(home_flag: Option<&Path>, follow: bool, as_json: bool)
         let line = render(&inc, as_json);
         let mut out = std::io::stdout().lock();
         // Only acknowledge what really reached stdout.
-        writeln!(out, "{line}")
-            .and_then(|_| out.flush())
-            .map_err(gateway::Error::Io)
+        writeln!(out, "{line}").and_then(|_| out.flush()).map_err(gateway::Error::Io)
     };
     if follow {
-        eprintln!(
-            "following the inbox of {} (Ctrl-C to stop)",
-            agent.file.party.fmt_short()
-        );
+        eprintln!("following the inbox of {} (Ctrl-C to stop)", agent.file.party.fmt_short());
         agent
             .follow(print, async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -60,9 +50,7 @@ pub(super) async fn inbox(home_flag: Option<&Path>, follow: bool, as_json: bool)
 
 fn render(inc: &Incoming, as_json: bool) -> String {
     match (&inc.result, as_json) {
-        (Ok((m, meta)), true) => {
-            json!({"id": inc.id, "message": m.to_value(), "metadata": meta}).to_string()
-        }
+        (Ok((m, meta)), true) => json!({"id": inc.id, "message": m.to_value(), "metadata": meta}).to_string(),
         (Err(e), true) => json!({"id": inc.id, "error": e.to_string()}).to_string(),
         (Ok((m, meta)), false) => {
             let from = meta.sender.as_deref().unwrap_or("(anonymous)");

@@ -9,12 +9,7 @@ use crate::cli::MediatorCommand;
 use crate::home;
 
 pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Result<()> {
-    let MediatorCommand::Serve {
-        listen,
-        config,
-        db,
-        public_urls,
-    } = cmd;
+    let MediatorCommand::Serve { listen, config, db, public_urls } = cmd;
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -37,16 +32,9 @@ pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Resul
     cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (in use? try --listen 127.0.0.1:0)",
-                cfg.server.listen
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (in use? try --listen 127.0.0.1:0)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    let m = Mediator::open(cfg, addr)
-        .await
-        .context("starting the mediator")?;
+    let m = Mediator::open(cfg, addr).await.context("starting the mediator")?;
     println!("mediator DID: {}", m.did());
     println!("listening on: {addr}");
     println!("invitation:   {}", m.invitation_url());

@@ -18,29 +18,14 @@ pub(super) async fn run(home: Option<&Path>, cmd: MessageCommand) -> Result<()> 
     let ids = ks.list()?;
     pin_stored_documents(&resolver, &ids);
     match cmd {
-        MessageCommand::Pack {
-            to,
-            from,
-            sign,
-            sign_only,
-            anon_enc,
-            protect_sender,
-            forward,
-        } => {
+        MessageCommand::Pack { to, from, sign, sign_only, anon_enc, protect_sender, forward } => {
             let input = read_stdin(didcomm::unpack::DEFAULT_MAX_BYTES)?;
-            let value: serde_json::Value =
-                serde_json::from_str(&input).context("stdin is not JSON")?;
-            let mut msg =
-                Message::from_value(value).context("stdin is not a DIDComm plaintext message")?;
+            let value: serde_json::Value = serde_json::from_str(&input).context("stdin is not JSON")?;
+            let mut msg = Message::from_value(value).context("stdin is not a DIDComm plaintext message")?;
             let to_did = did_core::DidUrl::parse(&to)?.did().to_string();
             let sender = match (&from, sign || sign_only) {
                 (Some(f), _) => Some(stored(&ks, f)?.did.to_string()),
-                (None, true) => Some(
-                    ks.default_identity()
-                        .context("--sign needs an identity")?
-                        .did
-                        .to_string(),
-                ),
+                (None, true) => Some(ks.default_identity().context("--sign needs an identity")?.did.to_string()),
                 (None, false) => None,
             };
             if let Some(s) = &sender {
@@ -53,46 +38,24 @@ pub(super) async fn run(home: Option<&Path>, cmd: MessageCommand) -> Result<()> 
                 println!("{jws}");
                 return Ok(());
             }
-            let opts = PackOptions {
-                protect_sender,
-                forward,
-                anon_enc: enc(anon_enc),
-                forward_expires_time: None,
-            };
+            let opts = PackOptions { protect_sender, forward, anon_enc: enc(anon_enc), forward_expires_time: None };
             let sign_by = if sign { sender.as_deref() } else { None };
-            let packed = didcomm::pack_encrypted(
-                &msg,
-                &to,
-                from.as_deref(),
-                sign_by,
-                &resolver,
-                &ids,
-                &opts,
-            )
-            .await?;
+            let packed = didcomm::pack_encrypted(&msg, &to, from.as_deref(), sign_by, &resolver, &ids, &opts).await?;
             if let Some(svc) = &packed.service {
                 eprintln!(
                     "deliver to {} (routing keys: {})",
                     svc.uri,
-                    if svc.routing_keys.is_empty() {
-                        "none".into()
-                    } else {
-                        svc.routing_keys.join(", ")
-                    }
+                    if svc.routing_keys.is_empty() { "none".into() } else { svc.routing_keys.join(", ") }
                 );
             }
             println!("{}", packed.message);
         }
         MessageCommand::Unpack => {
             if ids.is_empty() {
-                bail!(
-                    "no identities in {}; create or import one first (didmpc did new)",
-                    ks.dir().display()
-                );
+                bail!("no identities in {}; create or import one first (didmpc did new)", ks.dir().display());
             }
             let input = read_stdin(didcomm::unpack::DEFAULT_MAX_BYTES)?;
-            let (msg, meta) =
-                didcomm::unpack(input.trim(), &resolver, &ids, &UnpackOptions::default()).await?;
+            let (msg, meta) = didcomm::unpack(input.trim(), &resolver, &ids, &UnpackOptions::default()).await?;
             print_json(&json!({"message": msg.to_value(), "metadata": meta}))?;
         }
     }
@@ -109,8 +72,7 @@ fn enc(e: AnonEnc) -> ContentEnc {
 
 fn stored(ks: &Keystore, did: &str) -> Result<Identity> {
     let did = did_core::Did::parse(did)?;
-    ks.load(&did)
-        .with_context(|| format!("{did} is not one of your identities (see `didmpc did list`)"))
+    ks.load(&did).with_context(|| format!("{did} is not one of your identities (see `didmpc did list`)"))
 }
 
 /// Stored documents (did:web identities) resolve locally.

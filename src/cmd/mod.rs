@@ -27,18 +27,9 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// Reads all of stdin (bounded), for commands that take JSON input.
 fn read_stdin(limit: usize) -> Result<String> {
     let mut buf = String::new();
-    std::io::stdin()
-        .take(limit as u64 + 1)
-        .read_to_string(&mut buf)
-        .context("reading stdin (expected UTF-8 JSON)")?;
-    anyhow::ensure!(
-        buf.len() <= limit,
-        "input on stdin is larger than {limit} bytes"
-    );
-    anyhow::ensure!(
-        !buf.trim().is_empty(),
-        "expected JSON on stdin, got nothing"
-    );
+    std::io::stdin().take(limit as u64 + 1).read_to_string(&mut buf).context("reading stdin (expected UTF-8 JSON)")?;
+    anyhow::ensure!(buf.len() <= limit, "input on stdin is larger than {limit} bytes");
+    anyhow::ensure!(!buf.trim().is_empty(), "expected JSON on stdin, got nothing");
     Ok(buf)
 }
 

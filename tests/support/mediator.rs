@@ -46,12 +46,7 @@ impl InProcess {
             .await
             .unwrap();
         });
-        InProcess {
-            mediator,
-            url: format!("http://{addr}"),
-            stop: Some(tx),
-            task: Some(task),
-        }
+        InProcess { mediator, url: format!("http://{addr}"), stop: Some(tx), task: Some(task) }
     }
 
     /// Stops it and waits for the server to finish.
@@ -60,10 +55,7 @@ impl InProcess {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(15), t)
-                .await
-                .expect("mediator shuts down in time")
-                .unwrap();
+            tokio::time::timeout(Duration::from_secs(15), t).await.expect("mediator shuts down in time").unwrap();
         }
     }
 }
@@ -77,11 +69,7 @@ pub fn temp_path(name: &str) -> PathBuf {
 
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The real `didmpc mediator serve` process.
@@ -97,13 +85,7 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_didmpc"))
             .arg("--home")
             .arg(home)
-            .args([
-                "mediator",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--db",
-            ])
+            .args(["mediator", "serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
             .arg(db)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -115,10 +97,7 @@ impl Process {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "mediator did not start listening on {port}"
-            );
+            assert!(Instant::now() < deadline, "mediator did not start listening on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
         Process { child, url }

@@ -35,11 +35,7 @@ impl Proxy {
                 v.push(task);
             }
         });
-        Proxy {
-            addr,
-            conns,
-            accept,
-        }
+        Proxy { addr, conns, accept }
     }
 
     /// Drops every open connection (both sides see a reset/EOF).

@@ -99,20 +99,13 @@ fn setup_venv() -> Result<PathBuf, String> {
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     if !status.success() {
-        return Err(format!(
-            "setup-venv.sh failed ({status}); its stderr:\n{stderr}"
-        ));
+        return Err(format!("setup-venv.sh failed ({status}); its stderr:\n{stderr}"));
     }
     let line = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    let py = PathBuf::from(
-        line.ok_or_else(|| format!("setup-venv.sh printed no python path; stderr:\n{stderr}"))?
-            .trim(),
-    );
+    let py =
+        PathBuf::from(line.ok_or_else(|| format!("setup-venv.sh printed no python path; stderr:\n{stderr}"))?.trim());
     if !py.is_file() {
-        return Err(format!(
-            "setup-venv.sh printed {}, which is not a file; stderr:\n{stderr}",
-            py.display()
-        ));
+        return Err(format!("setup-venv.sh printed {}, which is not a file; stderr:\n{stderr}", py.display()));
     }
     Ok(py)
 }
@@ -148,11 +141,7 @@ impl Oracle {
             )
         });
         let v = oracle.ok(serde_json::json!({"op": "version"}));
-        assert_eq!(
-            v["didcomm"], "0.3.2",
-            "the oracle runs didcomm {} instead of the pinned 0.3.2: {v}",
-            v["didcomm"]
-        );
+        assert_eq!(v["didcomm"], "0.3.2", "the oracle runs didcomm {} instead of the pinned 0.3.2: {v}", v["didcomm"]);
         oracle
     }
 
@@ -191,13 +180,7 @@ impl Oracle {
                 k.push_back(line);
             }
         });
-        Ok(Oracle {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stderr,
-            next_id: 1,
-        })
+        Ok(Oracle { stdin: child.stdin.take(), child, lines, stderr, next_id: 1 })
     }
 
     fn stderr_tail(&self) -> String {
@@ -212,9 +195,7 @@ impl Oracle {
         let id = self.next_id;
         self.next_id += 1;
         let op = req["op"].as_str().unwrap_or("?").to_owned();
-        req.as_object_mut()
-            .expect("an oracle request is a JSON object")
-            .insert("id".into(), id.into());
+        req.as_object_mut().expect("an oracle request is a JSON object").insert("id".into(), id.into());
         let line = format!("{req}\n");
         let write = self
             .stdin
@@ -233,9 +214,8 @@ impl Oracle {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(text) => {
-                    let resp: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-                        panic!("the oracle answered `{op}` with non-JSON ({e}): {text}")
-                    });
+                    let resp: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("the oracle answered `{op}` with non-JSON ({e}): {text}"));
                     // A stale answer (to a request that timed out) is skipped.
                     if resp["id"] == id {
                         return resp;
@@ -277,10 +257,7 @@ impl Oracle {
     pub fn err(&mut self, req: Value) -> String {
         let what = req["op"].as_str().unwrap_or("?").to_owned();
         let resp = self.call(req);
-        assert_eq!(
-            resp["ok"], false,
-            "the Python oracle was expected to refuse `{what}` but answered {resp}"
-        );
+        assert_eq!(resp["ok"], false, "the Python oracle was expected to refuse `{what}` but answered {resp}");
         format!("{} {}", resp["error"], resp["causes"])
     }
 }

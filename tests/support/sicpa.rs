@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use did_core::keystore::derived_document;
 use did_core::{Did, DidDocument, Identity, Jwk, PublicKey, Relationship, SecretKey, Service};
 use didcomm::did::{
-    DIDCommMessagingService, DIDDoc, DIDResolver, Service as SicpaService, ServiceKind,
-    VerificationMaterial, VerificationMethod as SicpaMethod, VerificationMethodType,
+    DIDCommMessagingService, DIDDoc, DIDResolver, Service as SicpaService, ServiceKind, VerificationMaterial,
+    VerificationMethod as SicpaMethod, VerificationMethodType,
 };
 use didcomm::error::Result as SicpaResult;
 use didcomm::secrets::{Secret, SecretMaterial, SecretType, SecretsResolver};
@@ -55,9 +55,7 @@ pub fn did_doc(doc: &DidDocument) -> DIDDoc {
             id: vm.id.clone(),
             type_: VerificationMethodType::JsonWebKey2020,
             controller: vm.controller.clone(),
-            verification_material: VerificationMaterial::JWK {
-                public_key_jwk: public_jwk(&vm.key),
-            },
+            verification_material: VerificationMaterial::JWK { public_key_jwk: public_jwk(&vm.key) },
         })
         .collect();
     let service = doc
@@ -99,9 +97,7 @@ pub fn secret(kid: &str, key: &SecretKey) -> Secret {
     Secret {
         id: kid.to_owned(),
         type_: SecretType::JsonWebKey2020,
-        secret_material: SecretMaterial::JWK {
-            private_key_jwk: minimal_jwk(&Jwk::from_secret(key), true),
-        },
+        secret_material: SecretMaterial::JWK { private_key_jwk: minimal_jwk(&Jwk::from_secret(key), true) },
     }
 }
 
@@ -110,9 +106,7 @@ pub fn secret_from_jwk(jwk: &Jwk) -> Secret {
     Secret {
         id: jwk.kid.clone().expect("the private JWK has a `kid`"),
         type_: SecretType::JsonWebKey2020,
-        secret_material: SecretMaterial::JWK {
-            private_key_jwk: minimal_jwk(jwk, true),
-        },
+        secret_material: SecretMaterial::JWK { private_key_jwk: minimal_jwk(jwk, true) },
     }
 }
 
@@ -122,9 +116,7 @@ pub fn secrets_of(id: &Identity) -> Vec<Secret> {
 }
 
 /// SICPA secrets from (kid, key) pairs, e.g. what a `KeyRing` was filled with.
-pub fn secrets_from_keys<'a>(
-    keys: impl IntoIterator<Item = (&'a str, &'a SecretKey)>,
-) -> Vec<Secret> {
+pub fn secrets_from_keys<'a>(keys: impl IntoIterator<Item = (&'a str, &'a SecretKey)>) -> Vec<Secret> {
     keys.into_iter().map(|(kid, k)| secret(kid, k)).collect()
 }
 
@@ -169,10 +161,6 @@ impl SecretsResolver for Secrets {
     }
 
     async fn find_secrets<'a>(&self, secret_ids: &'a [&'a str]) -> SicpaResult<Vec<&'a str>> {
-        Ok(secret_ids
-            .iter()
-            .copied()
-            .filter(|id| self.0.iter().any(|s| s.id == *id))
-            .collect())
+        Ok(secret_ids.iter().copied().filter(|id| self.0.iter().any(|s| s.id == *id)).collect())
     }
 }

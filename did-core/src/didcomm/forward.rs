@@ -24,37 +24,24 @@ pub struct ServiceTarget {
 /// The DIDComm v2 endpoint of a DID, following a mediator DID used as `uri` (one level).
 pub async fn service_target(to: &Did, resolver: &dyn DidResolver) -> Result<Option<ServiceTarget>> {
     let doc = resolver.resolve(to).await?;
-    let usable = |e: &&crate::doc::DidCommEndpoint| {
-        e.accept.is_empty() || e.accept.iter().any(|a| a == "didcomm/v2")
-    };
+    let usable = |e: &&crate::doc::DidCommEndpoint| e.accept.is_empty() || e.accept.iter().any(|a| a == "didcomm/v2");
     let Some(ep) = doc.didcomm_endpoints().find(usable) else {
         return Ok(None);
     };
     if !ep.uri.starts_with("did:") {
-        return Ok(Some(ServiceTarget {
-            uri: ep.uri.clone(),
-            routing_keys: ep.routing_keys.clone(),
-        }));
+        return Ok(Some(ServiceTarget { uri: ep.uri.clone(), routing_keys: ep.routing_keys.clone() }));
     }
     let mediator = Did::parse(&ep.uri)?;
     let mdoc = resolver.resolve(&mediator).await?;
     let mep = mdoc.didcomm_endpoints().find(usable).ok_or_else(|| {
-        Error::Protocol(format!(
-            "mediator {} publishes no DIDComm endpoint",
-            clip(mediator.as_str())
-        ))
+        Error::Protocol(format!("mediator {} publishes no DIDComm endpoint", clip(mediator.as_str())))
     })?;
     if mep.uri.starts_with("did:") {
-        return Err(Error::Protocol(
-            "mediator endpoint is itself a DID; only one level is followed".into(),
-        ));
+        return Err(Error::Protocol("mediator endpoint is itself a DID; only one level is followed".into()));
     }
     let mut routing_keys = vec![mediator.to_string()];
     routing_keys.extend(ep.routing_keys.iter().cloned());
-    Ok(Some(ServiceTarget {
-        uri: mep.uri.clone(),
-        routing_keys,
-    }))
+    Ok(Some(ServiceTarget { uri: mep.uri.clone(), routing_keys }))
 }
 
 /// A forward message carrying `envelope` to `next`.
@@ -80,11 +67,9 @@ pub async fn wrap_for_service(
     let keys = &target.routing_keys;
     for i in (0..keys.len()).rev() {
         let next = keys.get(i + 1).map_or(to.as_str(), String::as_str);
-        let inner: Value =
-            serde_json::from_str(&current).map_err(|e| Error::malformed(e.to_string()))?;
+        let inner: Value = serde_json::from_str(&current).map_err(|e| Error::malformed(e.to_string()))?;
         let fwd = forward_message(next, inner, opts.forward_expires_time);
-        current =
-            anoncrypt_raw(fwd.to_json().as_bytes(), &keys[i], opts.anon_enc, resolver).await?;
+        current = anoncrypt_raw(fwd.to_json().as_bytes(), &keys[i], opts.anon_enc, resolver).await?;
     }
     Ok((current, Some(target)))
 }
@@ -102,18 +87,11 @@ pub struct Forward {
 
 /// Interprets a plaintext message as a forward; attachments may be inline JSON or base64.
 pub fn parse_forward(msg: &Message) -> Result<Forward> {
-    if !msg.type_.starts_with("https://didcomm.org/routing/2.") || !msg.type_.ends_with("/forward")
-    {
-        return Err(Error::Protocol(format!(
-            "{} is not a forward message",
-            clip(&msg.type_)
-        )));
+    if !msg.type_.starts_with("https://didcomm.org/routing/2.") || !msg.type_.ends_with("/forward") {
+        return Err(Error::Protocol(format!("{} is not a forward message", clip(&msg.type_))));
     }
-    let next = msg
-        .body
-        .get("next")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::malformed("forward without `next`"))?;
+    let next =
+        msg.body.get("next").and_then(Value::as_str).ok_or_else(|| Error::malformed("forward without `next`"))?;
     if !next.starts_with("did:") {
         return Err(Error::malformed("forward `next` is not a DID"));
     }
@@ -128,17 +106,9 @@ pub fn parse_forward(msg: &Message) -> Result<Forward> {
             (Some(Value::String(s)), _) => s.clone(),
             (_, Some(b)) => String::from_utf8(crate::jose::b64d(b, "attachment base64")?)
                 .map_err(|_| Error::malformed("forward attachment is not UTF-8"))?,
-            _ => {
-                return Err(Error::malformed(
-                    "forward attachment has neither json nor base64 data",
-                ))
-            }
+            _ => return Err(Error::malformed("forward attachment has neither json nor base64 data")),
         };
         payloads.push(text);
     }
-    Ok(Forward {
-        next: next.to_owned(),
-        payloads,
-        expires_time: msg.expires_time,
-    })
+    Ok(Forward { next: next.to_owned(), payloads, expires_time: msg.expires_time })
 }

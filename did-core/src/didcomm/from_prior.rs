@@ -32,45 +32,22 @@ pub struct FromPrior {
 }
 
 /// Signs a rotation from `old` (whose authentication key we hold) to `new`.
-pub async fn issue(
-    old: &Did,
-    new: &Did,
-    resolver: &dyn DidResolver,
-    secrets: &dyn SecretStore,
-) -> Result<String> {
+pub async fn issue(old: &Did, new: &Did, resolver: &dyn DidResolver, secrets: &dyn SecretStore) -> Result<String> {
     let doc = resolver.resolve(old).await?;
     let (kid, key) = doc
         .methods(Relationship::Authentication)
         .find_map(|vm| secrets.secret(&vm.id).map(|k| (vm.id.clone(), k)))
-        .ok_or_else(|| {
-            Error::SecretNotFound(format!("an authentication key of {}", clip(old.as_str())))
-        })?;
-    let header = Header {
-        alg: key.jws_alg()?.into(),
-        kid,
-        typ: Some("JWT".into()),
-    };
-    let claims = FromPrior {
-        iss: old.to_string(),
-        sub: new.to_string(),
-        iat: Some(now()),
-    };
-    let input = format!(
-        "{}.{}",
-        b64e(to_json_vec(&header)?),
-        b64e(to_json_vec(&claims)?)
-    );
+        .ok_or_else(|| Error::SecretNotFound(format!("an authentication key of {}", clip(old.as_str()))))?;
+    let header = Header { alg: key.jws_alg()?.into(), kid, typ: Some("JWT".into()) };
+    let claims = FromPrior { iss: old.to_string(), sub: new.to_string(), iat: Some(now()) };
+    let input = format!("{}.{}", b64e(to_json_vec(&header)?), b64e(to_json_vec(&claims)?));
     let sig = key.sign(input.as_bytes())?;
     Ok(format!("{input}.{}", b64e(sig)))
 }
 
 /// Verifies a `from_prior` JWT: signed by an authentication key of `iss`, rotating to `from`.
 /// Returns the claims and the signing key id.
-pub async fn verify(
-    jwt: &str,
-    from: Option<&str>,
-    resolver: &dyn DidResolver,
-) -> Result<(FromPrior, String)> {
+pub async fn verify(jwt: &str, from: Option<&str>, resolver: &dyn DidResolver) -> Result<(FromPrior, String)> {
     let parts: Vec<&str> = jwt.split('.').collect();
     let [h, c, s] = parts.as_slice() else {
         return Err(Error::malformed("from_prior is not a compact JWT"));
@@ -81,37 +58,21 @@ pub async fn verify(
         .map_err(|e| Error::malformed(format!("from_prior claims: {e}")))?;
     let url = DidUrl::parse(&header.kid)?;
     if url.did().as_str() != claims.iss {
-        return Err(Error::Protocol(
-            "from_prior is signed by a key of another DID than `iss`".into(),
-        ));
+        return Err(Error::Protocol("from_prior is signed by a key of another DID than `iss`".into()));
     }
     if claims.iss == claims.sub {
         return Err(Error::Protocol("from_prior rotates a DID to itself".into()));
     }
     if from.is_some_and(|f| f != claims.sub) {
-        return Err(Error::Protocol(
-            "from_prior `sub` is not the message's `from`".into(),
-        ));
+        return Err(Error::Protocol("from_prior `sub` is not the message's `from`".into()));
     }
     let doc = resolver.resolve(url.did()).await?;
-    let vm = doc
-        .method(&header.kid)
-        .ok_or_else(|| Error::KeyNotFound(clip(&header.kid)))?;
+    let vm = doc.method(&header.kid).ok_or_else(|| Error::KeyNotFound(clip(&header.kid)))?;
     if !doc.has(Relationship::Authentication, &header.kid) {
-        return Err(Error::Protocol(
-            "from_prior key is not an authentication key".into(),
-        ));
+        return Err(Error::Protocol("from_prior key is not an authentication key".into()));
     }
-    let alg = if header.alg == "Ed25519" {
-        "EdDSA"
-    } else {
-        header.alg.as_str()
-    };
-    if !vm.key.verify(
-        alg,
-        format!("{h}.{c}").as_bytes(),
-        &b64d(s, "from_prior signature")?,
-    )? {
+    let alg = if header.alg == "Ed25519" { "EdDSA" } else { header.alg.as_str() };
+    if !vm.key.verify(alg, format!("{h}.{c}").as_bytes(), &b64d(s, "from_prior signature")?)? {
         return Err(Error::InvalidSignature(clip(&header.kid)));
     }
     Ok((claims, header.kid))

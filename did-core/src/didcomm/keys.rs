@@ -39,31 +39,18 @@ pub(crate) async fn public_keys(
     let t = Target::parse(target)?;
     let doc = resolver.resolve(t.did()).await?;
     let keys: Vec<(String, PublicKey)> = match &t {
-        Target::Did(_) => doc
-            .methods(rel)
-            .map(|vm| (vm.id.clone(), vm.key.clone()))
-            .collect(),
+        Target::Did(_) => doc.methods(rel).map(|vm| (vm.id.clone(), vm.key.clone())).collect(),
         Target::Key(url) => {
             let kid = url.to_string();
-            let vm = doc
-                .method(&kid)
-                .ok_or_else(|| Error::KeyNotFound(clip(&kid)))?;
+            let vm = doc.method(&kid).ok_or_else(|| Error::KeyNotFound(clip(&kid)))?;
             if !doc.has(rel, &kid) {
-                return Err(Error::Protocol(format!(
-                    "{} is not listed under {}",
-                    clip(&kid),
-                    rel.name()
-                )));
+                return Err(Error::Protocol(format!("{} is not listed under {}", clip(&kid), rel.name())));
             }
             vec![(kid, vm.key.clone())]
         }
     };
     if keys.is_empty() {
-        return Err(Error::KeyNotFound(format!(
-            "{} has no {} key",
-            clip(target),
-            rel.name()
-        )));
+        return Err(Error::KeyNotFound(format!("{} has no {} key", clip(target), rel.name())));
     }
     Ok((t.did().clone(), keys))
 }
@@ -76,25 +63,15 @@ pub(crate) async fn own_keys<'s>(
     secrets: &'s dyn SecretStore,
 ) -> Result<(Did, Vec<(String, &'s SecretKey)>)> {
     let (did, keys) = public_keys(target, rel, resolver).await?;
-    let held: Vec<_> = keys
-        .into_iter()
-        .filter_map(|(kid, _)| secrets.secret(&kid).map(|s| (kid, s)))
-        .collect();
+    let held: Vec<_> = keys.into_iter().filter_map(|(kid, _)| secrets.secret(&kid).map(|s| (kid, s))).collect();
     if held.is_empty() {
-        return Err(Error::SecretNotFound(format!(
-            "any {} key of {}",
-            rel.name(),
-            clip(target)
-        )));
+        return Err(Error::SecretNotFound(format!("any {} key of {}", rel.name(), clip(target))));
     }
     Ok((did, held))
 }
 
 /// Keeps only recipient keys of one curve: `kind`, or the first key's curve.
-pub(crate) fn same_curve(
-    keys: Vec<(String, PublicKey)>,
-    kind: Option<KeyKind>,
-) -> Vec<(String, PublicKey)> {
+pub(crate) fn same_curve(keys: Vec<(String, PublicKey)>, kind: Option<KeyKind>) -> Vec<(String, PublicKey)> {
     let Some(kind) = kind.or_else(|| keys.first().map(|(_, k)| k.kind())) else {
         return keys;
     };

@@ -15,10 +15,7 @@ pub const ENCRYPTED: &str = "application/didcomm-encrypted+json";
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// A DIDComm v2 plaintext message. Headers other than the standard ones are kept in
@@ -110,27 +107,13 @@ impl Attachment {
             format: None,
             lastmod_time: None,
             byte_count: None,
-            data: AttachmentData {
-                json: Some(v),
-                ..Default::default()
-            },
+            data: AttachmentData { json: Some(v), ..Default::default() },
         }
     }
 }
 
-const KNOWN: [&str; 11] = [
-    "id",
-    "type",
-    "from",
-    "to",
-    "thid",
-    "pthid",
-    "created_time",
-    "expires_time",
-    "body",
-    "attachments",
-    "from_prior",
-];
+const KNOWN: [&str; 11] =
+    ["id", "type", "from", "to", "thid", "pthid", "created_time", "expires_time", "body", "attachments", "from_prior"];
 
 impl Message {
     /// A new message with a random id, the current time and an object body.
@@ -184,24 +167,17 @@ impl Message {
                 return Err(Error::malformed(format!("plaintext `typ` is {typ:?}")));
             }
         }
-        fn take<T: serde::de::DeserializeOwned>(
-            m: &mut Map<String, Value>,
-            k: &str,
-        ) -> Result<Option<T>> {
+        fn take<T: serde::de::DeserializeOwned>(m: &mut Map<String, Value>, k: &str) -> Result<Option<T>> {
             match m.remove(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => serde_json::from_value(v)
-                    .map(Some)
-                    .map_err(|e| Error::malformed(format!("header `{k}`: {e}"))),
+                Some(v) => {
+                    serde_json::from_value(v).map(Some).map_err(|e| Error::malformed(format!("header `{k}`: {e}")))
+                }
             }
         }
-        let id: String =
-            take(&mut m, "id")?.ok_or_else(|| Error::malformed("message has no `id`"))?;
-        let type_: String =
-            take(&mut m, "type")?.ok_or_else(|| Error::malformed("message has no `type`"))?;
-        let body = m
-            .remove("body")
-            .unwrap_or_else(|| Value::Object(Map::new()));
+        let id: String = take(&mut m, "id")?.ok_or_else(|| Error::malformed("message has no `id`"))?;
+        let type_: String = take(&mut m, "type")?.ok_or_else(|| Error::malformed("message has no `type`"))?;
+        let body = m.remove("body").unwrap_or_else(|| Value::Object(Map::new()));
         if !body.is_object() {
             return Err(Error::malformed("message `body` is not an object"));
         }
@@ -242,12 +218,7 @@ impl Message {
         opt("pthid", self.pthid.clone().map(Value::from));
         opt("created_time", self.created_time.map(Value::from));
         opt("expires_time", self.expires_time.map(Value::from));
-        opt(
-            "attachments",
-            self.attachments
-                .as_ref()
-                .and_then(|a| serde_json::to_value(a).ok()),
-        );
+        opt("attachments", self.attachments.as_ref().and_then(|a| serde_json::to_value(a).ok()));
         opt("from_prior", self.from_prior.clone().map(Value::from));
         m.insert("body".into(), self.body.clone());
         for (k, v) in &self.extra {
@@ -354,19 +325,10 @@ mod tests {
             (json!({"type": "t"}), "no `id`"),
             (json!({"id": "1"}), "no `type`"),
             (json!({"id": 1, "type": "t"}), "header `id`"),
-            (
-                json!({"id": "1", "type": "t", "to": "did:ex:b"}),
-                "header `to`",
-            ),
+            (json!({"id": "1", "type": "t", "to": "did:ex:b"}), "header `to`"),
             (json!({"id": "1", "type": "t", "body": []}), "body"),
-            (
-                json!({"id": "1", "type": "t", "created_time": "yesterday"}),
-                "created_time",
-            ),
-            (
-                json!({"id": "1", "type": "t", "typ": "application/json"}),
-                "typ",
-            ),
+            (json!({"id": "1", "type": "t", "created_time": "yesterday"}), "created_time"),
+            (json!({"id": "1", "type": "t", "typ": "application/json"}), "typ"),
         ] {
             let e = Message::from_value(v).unwrap_err().to_string();
             assert!(e.contains(needle), "{e} should mention {needle}");

@@ -13,16 +13,8 @@ pub const INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
 pub const MAX_URL_BYTES: usize = 64 * 1024;
 
 /// Builds an invitation from `from` with a goal code, goal text and attachments.
-pub fn invitation(
-    from: &str,
-    goal_code: &str,
-    goal: &str,
-    attachments: Vec<Attachment>,
-) -> Message {
-    let mut m = Message::new(
-        INVITATION,
-        json!({"goal_code": goal_code, "goal": goal, "accept": ["didcomm/v2"]}),
-    );
+pub fn invitation(from: &str, goal_code: &str, goal: &str, attachments: Vec<Attachment>) -> Message {
+    let mut m = Message::new(INVITATION, json!({"goal_code": goal_code, "goal": goal, "accept": ["didcomm/v2"]}));
     m.from = Some(from.to_owned());
     m.created_time = None;
     if !attachments.is_empty() {
@@ -54,10 +46,7 @@ pub enum OobRef {
 /// base64), or a bare invitation JSON, or a short link (`_oobid`).
 pub fn from_url(url: &str) -> Result<OobRef> {
     if url.len() > MAX_URL_BYTES {
-        return Err(Error::TooLarge {
-            size: url.len(),
-            limit: MAX_URL_BYTES,
-        });
+        return Err(Error::TooLarge { size: url.len(), limit: MAX_URL_BYTES });
     }
     let trimmed = url.trim();
     if trimmed.starts_with('{') {
@@ -81,14 +70,11 @@ pub fn from_url(url: &str) -> Result<OobRef> {
 }
 
 fn parse_invitation(bytes: &[u8]) -> Result<Message> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::malformed(format!("invitation is not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::malformed(format!("invitation is not JSON: {e}")))?;
     let m = Message::from_value(v)?;
     if m.type_ != INVITATION && m.type_ != "https://didcomm.org/out-of-band/2.1/invitation" {
-        return Err(Error::malformed(format!(
-            "not an OOB 2.0 invitation but {}",
-            crate::error::clip(&m.type_)
-        )));
+        return Err(Error::malformed(format!("not an OOB 2.0 invitation but {}", crate::error::clip(&m.type_))));
     }
     if m.from.is_none() {
         return Err(Error::malformed("invitation has no `from`"));
@@ -100,10 +86,7 @@ fn decode_any_b64(s: &str) -> Result<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use base64::Engine;
     let t = s.trim_end_matches('=');
-    URL_SAFE_NO_PAD
-        .decode(t)
-        .or_else(|_| STANDARD.decode(s))
-        .map_err(|_| Error::malformed("`_oob` is not base64"))
+    URL_SAFE_NO_PAD.decode(t).or_else(|_| STANDARD.decode(s)).map_err(|_| Error::malformed("`_oob` is not base64"))
 }
 
 fn percent_decode(s: &str) -> Result<String> {
@@ -141,9 +124,7 @@ mod tests {
         let inv = invitation("did:example:alice", "streamlined-vp", "join", vec![]);
         let url = to_url(&inv, "https://example.com/path");
         assert!(url.starts_with("https://example.com/path?_oob=eyJ"));
-        let OobRef::Invitation(back) = from_url(&url).unwrap() else {
-            panic!()
-        };
+        let OobRef::Invitation(back) = from_url(&url).unwrap() else { panic!() };
         assert_eq!(back.id, inv.id);
         assert_eq!(back.body["accept"][0], "didcomm/v2");
         // padded, standard base64 and %-escaped forms decode too
@@ -154,17 +135,11 @@ mod tests {
             .replace('+', "%2B")
             .replace('/', "%2F")
             .replace('=', "%3D");
-        assert!(matches!(
-            from_url(&format!("https://x/?a=1&_oob={std}")).unwrap(),
-            OobRef::Invitation(_)
-        ));
-        assert!(
-            matches!(from_url("https://x/?_oobid=abc123").unwrap(), OobRef::ShortLink(s) if s == "abc123")
-        );
+        assert!(matches!(from_url(&format!("https://x/?a=1&_oob={std}")).unwrap(), OobRef::Invitation(_)));
+        assert!(matches!(from_url("https://x/?_oobid=abc123").unwrap(), OobRef::ShortLink(s) if s == "abc123"));
         assert!(from_url("https://x/?foo=bar").is_err());
         assert!(from_url("https://x/?_oob=!!!").is_err());
-        let not_inv =
-            b64e(serde_json::json!({"id": "1", "type": "x", "from": "did:ex:a"}).to_string());
+        let not_inv = b64e(serde_json::json!({"id": "1", "type": "x", "from": "did:ex:a"}).to_string());
         assert!(from_url(&format!("https://x/?_oob={not_inv}")).is_err());
     }
 
@@ -172,9 +147,7 @@ mod tests {
     #[test]
     fn spec_example_url() {
         let url = "http://example.com/path?_oob=eyJ0eXBlIjoiaHR0cHM6Ly9kaWRjb21tLm9yZy9vdXQtb2YtYmFuZC8yLjAvaW52aXRhdGlvbiIsImlkIjoiNjkyMTJhM2EtZDA2OC00ZjlkLWEyZGQtNDc0MWJjYTg5YWYzIiwiZnJvbSI6ImRpZDpleGFtcGxlOmFsaWNlIiwiYm9keSI6eyJnb2FsX2NvZGUiOiIiLCJnb2FsIjoiIn0sImF0dGFjaG1lbnRzIjpbeyJpZCI6InJlcXVlc3QtMCIsIm1pbWUtdHlwZSI6ImFwcGxpY2F0aW9uL2pzb24iLCJkYXRhIjp7Impzb24iOiI8anNvbiBvZiBwcm90b2NvbCBtZXNzYWdlPiJ9fV19";
-        let OobRef::Invitation(inv) = from_url(url).unwrap() else {
-            panic!()
-        };
+        let OobRef::Invitation(inv) = from_url(url).unwrap() else { panic!() };
         assert_eq!(inv.from.as_deref(), Some("did:example:alice"));
         assert_eq!(inv.id, "69212a3a-d068-4f9d-a2dd-4741bca89af3");
     }

@@ -85,10 +85,7 @@ pub async fn pack_encrypted(
     let to_did = Target::parse(to)?.did().clone();
     if let Some(tos) = &msg.to {
         if !tos.iter().any(|t| t == to_did.as_str()) {
-            return Err(Error::Protocol(format!(
-                "recipient {} is not in the message's `to`",
-                clip(to_did.as_str())
-            )));
+            return Err(Error::Protocol(format!("recipient {} is not in the message's `to`", clip(to_did.as_str()))));
         }
     }
     let (payload, sign_by_kid) = match sign_by {
@@ -101,54 +98,27 @@ pub async fn pack_encrypted(
     let (_, recipients) = public_keys(to, Relationship::KeyAgreement, resolver).await?;
     let (envelope, from_kid, to_kids) = match from {
         Some(from) => {
-            let (from_did, ours) =
-                own_keys(from, Relationship::KeyAgreement, resolver, secrets).await?;
+            let (from_did, ours) = own_keys(from, Relationship::KeyAgreement, resolver, secrets).await?;
             check_from(msg, from_did.as_str(), "sender")?;
             let (kid, key) = ours
                 .iter()
                 .find(|(_, k)| recipients.iter().any(|(_, r)| r.kind() == k.kind()))
-                .ok_or_else(|| {
-                    Error::key(format!(
-                        "{} and {} share no key-agreement curve",
-                        clip(from),
-                        clip(to)
-                    ))
-                })?;
+                .ok_or_else(|| Error::key(format!("{} and {} share no key-agreement curve", clip(from), clip(to))))?;
             let recipients = same_curve(recipients, Some(key.kind()));
             let refs: Vec<(&str, &_)> = recipients.iter().map(|(k, p)| (k.as_str(), p)).collect();
             let sender = jwe::Sender { kid, key };
-            let env = jwe::encrypt(
-                payload.as_bytes(),
-                ENCRYPTED,
-                ContentEnc::A256CbcHs512,
-                Some(sender),
-                &refs,
-            )?;
+            let env = jwe::encrypt(payload.as_bytes(), ENCRYPTED, ContentEnc::A256CbcHs512, Some(sender), &refs)?;
             let mut text = to_json_string(&env)?;
             if opts.protect_sender {
-                text = to_json_string(&jwe::encrypt(
-                    text.as_bytes(),
-                    ENCRYPTED,
-                    opts.anon_enc,
-                    None,
-                    &refs,
-                )?)?;
+                text = to_json_string(&jwe::encrypt(text.as_bytes(), ENCRYPTED, opts.anon_enc, None, &refs)?)?;
             }
-            (
-                text,
-                Some(kid.clone()),
-                recipients.into_iter().map(|(k, _)| k).collect(),
-            )
+            (text, Some(kid.clone()), recipients.into_iter().map(|(k, _)| k).collect())
         }
         None => {
             let recipients = same_curve(recipients, None);
             let refs: Vec<(&str, &_)> = recipients.iter().map(|(k, p)| (k.as_str(), p)).collect();
             let env = jwe::encrypt(payload.as_bytes(), ENCRYPTED, opts.anon_enc, None, &refs)?;
-            (
-                to_json_string(&env)?,
-                None,
-                recipients.into_iter().map(|(k, _)| k).collect(),
-            )
+            (to_json_string(&env)?, None, recipients.into_iter().map(|(k, _)| k).collect())
         }
     };
     let (message, service) = if opts.forward {
@@ -156,13 +126,7 @@ pub async fn pack_encrypted(
     } else {
         (envelope, forward::service_target(&to_did, resolver).await?)
     };
-    Ok(Packed {
-        message,
-        from_kid,
-        sign_by_kid,
-        to_kids,
-        service,
-    })
+    Ok(Packed { message, from_kid, sign_by_kid, to_kids, service })
 }
 
 /// Anoncrypts any payload for `to` (a DID or key id).
@@ -181,14 +145,7 @@ pub(crate) async fn anoncrypt_raw(
 fn check_from(msg: &Message, did: &str, role: &str) -> Result<()> {
     match &msg.from {
         Some(f) if f == did => Ok(()),
-        Some(f) => Err(Error::Protocol(format!(
-            "message `from` {} is not the {role} {}",
-            clip(f),
-            clip(did)
-        ))),
-        None => Err(Error::Protocol(format!(
-            "message has no `from`, but a {role} ({}) was given",
-            clip(did)
-        ))),
+        Some(f) => Err(Error::Protocol(format!("message `from` {} is not the {role} {}", clip(f), clip(did)))),
+        None => Err(Error::Protocol(format!("message has no `from`, but a {role} ({}) was given", clip(did)))),
     }
 }

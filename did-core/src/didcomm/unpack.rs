@@ -29,9 +29,7 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     fn default() -> Self {
-        UnpackOptions {
-            max_bytes: DEFAULT_MAX_BYTES,
-        }
+        UnpackOptions { max_bytes: DEFAULT_MAX_BYTES }
     }
 }
 
@@ -90,10 +88,7 @@ pub async fn unpack(
     opts: &UnpackOptions,
 ) -> Result<(Message, UnpackMetadata)> {
     if packed.len() > opts.max_bytes {
-        return Err(Error::TooLarge {
-            size: packed.len(),
-            limit: opts.max_bytes,
-        });
+        return Err(Error::TooLarge { size: packed.len(), limit: opts.max_bytes });
     }
     let mut next = read_layer(packed.as_bytes(), "not JSON")?;
     let mut meta = UnpackMetadata::default();
@@ -101,9 +96,7 @@ pub async fn unpack(
         let v = match next {
             Read::Jwe(jwe) => {
                 if meta.non_repudiation {
-                    return Err(Error::malformed(
-                        "an encrypted envelope inside a signed one",
-                    ));
+                    return Err(Error::malformed("an encrypted envelope inside a signed one"));
                 }
                 let jwe = ParsedJwe::from_jwe(jwe)?;
                 next = decrypt_layer(jwe, layer == 1, &mut meta, resolver, secrets).await?;
@@ -114,9 +107,7 @@ pub async fn unpack(
         match Layer::of(&v) {
             Layer::Encrypted => {
                 if meta.non_repudiation {
-                    return Err(Error::malformed(
-                        "an encrypted envelope inside a signed one",
-                    ));
+                    return Err(Error::malformed("an encrypted envelope inside a signed one"));
                 }
                 let jwe = ParsedJwe::parse(v)?;
                 next = decrypt_layer(jwe, layer == 1, &mut meta, resolver, secrets).await?;
@@ -132,8 +123,7 @@ pub async fn unpack(
                 check_sender(&msg, &mut meta)?;
                 check_recipient(&msg, &meta)?;
                 if let Some(jwt) = &msg.from_prior {
-                    let (claims, kid) =
-                        from_prior::verify(jwt, msg.from.as_deref(), resolver).await?;
+                    let (claims, kid) = from_prior::verify(jwt, msg.from.as_deref(), resolver).await?;
                     meta.from_prior_issuer_kid = Some(kid);
                     meta.from_prior = Some(claims);
                 }
@@ -141,9 +131,7 @@ pub async fn unpack(
             }
         }
     }
-    Err(Error::malformed(format!(
-        "more than {MAX_LAYERS} nested envelopes"
-    )))
+    Err(Error::malformed(format!("more than {MAX_LAYERS} nested envelopes")))
 }
 
 /// What kind of envelope a JSON value is, by its shape.
@@ -166,34 +154,22 @@ impl Layer {
     }
 }
 
-async fn verify_layer(
-    v: Value,
-    meta: &mut UnpackMetadata,
-    resolver: &dyn DidResolver,
-) -> Result<Read> {
-    meta.signed_message =
-        Some(serde_json::to_string(&v).map_err(|e| Error::malformed(format!("JWS: {e}")))?);
+async fn verify_layer(v: Value, meta: &mut UnpackMetadata, resolver: &dyn DidResolver) -> Result<Read> {
+    meta.signed_message = Some(serde_json::to_string(&v).map_err(|e| Error::malformed(format!("JWS: {e}")))?);
     let jws = ParsedJws::parse(v)?;
     let mut signer_did: Option<String> = None;
     for sig in &jws.signatures {
         let url = DidUrl::parse(&sig.kid)?;
         match &signer_did {
             Some(d) if d != url.did().as_str() => {
-                return Err(Error::Protocol(
-                    "signatures by different DIDs on one message".into(),
-                ))
+                return Err(Error::Protocol("signatures by different DIDs on one message".into()))
             }
             _ => signer_did = Some(url.did().to_string()),
         }
         let doc = resolver.resolve(url.did()).await?;
-        let vm = doc
-            .method(&sig.kid)
-            .ok_or_else(|| Error::KeyNotFound(clip(&sig.kid)))?;
+        let vm = doc.method(&sig.kid).ok_or_else(|| Error::KeyNotFound(clip(&sig.kid)))?;
         if !doc.has(Relationship::Authentication, &sig.kid) {
-            return Err(Error::Protocol(format!(
-                "{} signs but is not an authentication key",
-                clip(&sig.kid)
-            )));
+            return Err(Error::Protocol(format!("{} signs but is not an authentication key", clip(&sig.kid))));
         }
         sig.verify(&vm.key)?;
     }
@@ -212,10 +188,7 @@ async fn decrypt_layer(
     resolver: &dyn DidResolver,
     secrets: &dyn SecretStore,
 ) -> Result<Read> {
-    let ours: Vec<(&str, _)> = jwe
-        .recipient_kids()
-        .filter_map(|k| secrets.secret(k).map(|s| (k, s)))
-        .collect();
+    let ours: Vec<(&str, _)> = jwe.recipient_kids().filter_map(|k| secrets.secret(k).map(|s| (k, s))).collect();
     if ours.is_empty() {
         let all: Vec<&str> = jwe.recipient_kids().collect();
         return Err(Error::NotForUs(clip(&all.join(", "))));
@@ -224,9 +197,7 @@ async fn decrypt_layer(
     let sender = match jwe.alg {
         KeyAlg::EcdhEsA256kw => {
             if meta.encrypted_from_kid.is_some() {
-                return Err(Error::malformed(
-                    "an anoncrypt envelope inside an authcrypt one",
-                ));
+                return Err(Error::malformed("an anoncrypt envelope inside an authcrypt one"));
             }
             if outermost {
                 meta.anonymous_sender = true;
@@ -238,19 +209,12 @@ async fn decrypt_layer(
             if meta.encrypted_from_kid.is_some() {
                 return Err(Error::malformed("two authcrypt layers"));
             }
-            let skid = jwe
-                .sender_kid()?
-                .ok_or_else(|| Error::malformed("authcrypt without a sender"))?;
+            let skid = jwe.sender_kid()?.ok_or_else(|| Error::malformed("authcrypt without a sender"))?;
             let url = DidUrl::parse(&skid)?;
             let doc = resolver.resolve(url.did()).await?;
-            let vm = doc
-                .method(&skid)
-                .ok_or_else(|| Error::KeyNotFound(clip(&skid)))?;
+            let vm = doc.method(&skid).ok_or_else(|| Error::KeyNotFound(clip(&skid)))?;
             if !doc.has(Relationship::KeyAgreement, &skid) {
-                return Err(Error::Protocol(format!(
-                    "sender key {} is not a keyAgreement key",
-                    clip(&skid)
-                )));
+                return Err(Error::Protocol(format!("sender key {} is not a keyAgreement key", clip(&skid))));
             }
             Some((skid, vm.key.clone()))
         }
@@ -284,28 +248,13 @@ const INNER: &str = "inner envelope is not JSON";
 
 /// The plaintext `from` must be the DID behind the authcrypt sender key and the signer.
 fn check_sender(msg: &Message, meta: &mut UnpackMetadata) -> Result<()> {
-    for (kid, how) in [
-        (&meta.encrypted_from_kid, "encrypted"),
-        (&meta.sign_from, "signed"),
-    ] {
+    for (kid, how) in [(&meta.encrypted_from_kid, "encrypted"), (&meta.sign_from, "signed")] {
         let Some(kid) = kid else { continue };
         let did = DidUrl::parse(kid)?.did().to_string();
         match &msg.from {
             Some(from) if *from == did => {}
-            Some(from) => {
-                return Err(Error::SenderMismatch {
-                    claimed: clip(from),
-                    actual: clip(&did),
-                    how,
-                })
-            }
-            None => {
-                return Err(Error::SenderMismatch {
-                    claimed: "(none)".into(),
-                    actual: clip(&did),
-                    how,
-                })
-            }
+            Some(from) => return Err(Error::SenderMismatch { claimed: clip(from), actual: clip(&did), how }),
+            None => return Err(Error::SenderMismatch { claimed: "(none)".into(), actual: clip(&did), how }),
         }
         meta.sender = Some(did);
     }
@@ -318,16 +267,11 @@ fn check_recipient(msg: &Message, meta: &UnpackMetadata) -> Result<()> {
     let (Some(to), false) = (&msg.to, meta.encrypted_to_kids.is_empty()) else {
         return Ok(());
     };
-    let ours = meta
-        .encrypted_to_kids
-        .iter()
-        .filter_map(|k| DidUrl::parse(k).ok());
+    let ours = meta.encrypted_to_kids.iter().filter_map(|k| DidUrl::parse(k).ok());
     for url in ours {
         if to.iter().any(|t| t == url.did().as_str()) {
             return Ok(());
         }
     }
-    Err(Error::Protocol(
-        "the message's `to` does not name the DID it was encrypted for".into(),
-    ))
+    Err(Error::Protocol("the message's `to` does not name the DID it was encrypted for".into()))
 }

@@ -21,19 +21,14 @@ pub(super) enum Read {
 /// too, classifies as encrypted and turns into the same `Jwe`, so what is accepted,
 /// what is refused and with which error stay the same.
 pub(super) fn read_layer(bytes: &[u8], what: &str) -> Result<Read> {
-    let jwe_like = std::str::from_utf8(bytes).is_ok_and(|s| {
-        s.trim_start_matches([' ', '\t', '\n', '\r'])
-            .starts_with('{')
-            && s.contains("\"ciphertext\"")
-    });
+    let jwe_like = std::str::from_utf8(bytes)
+        .is_ok_and(|s| s.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') && s.contains("\"ciphertext\""));
     if jwe_like {
         if let Ok(w) = serde_json::from_slice::<WireJwe>(bytes) {
             return Ok(Read::Jwe(w.into()));
         }
     }
-    serde_json::from_slice(bytes)
-        .map(Read::Json)
-        .map_err(|e| Error::malformed(format!("{what}: {e}")))
+    serde_json::from_slice(bytes).map(Read::Json).map_err(|e| Error::malformed(format!("{what}: {e}")))
 }
 
 /// The members a DIDComm JWE has, and nothing else: every value is a string (parsed and
@@ -64,17 +59,11 @@ struct WireHeader {
 
 impl From<WireJwe> for Jwe {
     fn from(w: WireJwe) -> Jwe {
-        let recipients = w.recipients.into_iter().map(|r| JweRecipient {
-            header: RecipientHeader { kid: r.header.kid },
-            encrypted_key: r.encrypted_key,
-        });
-        Jwe {
-            protected: w.protected,
-            recipients: recipients.collect(),
-            iv: w.iv,
-            ciphertext: w.ciphertext,
-            tag: w.tag,
-        }
+        let recipients = w
+            .recipients
+            .into_iter()
+            .map(|r| JweRecipient { header: RecipientHeader { kid: r.header.kid }, encrypted_key: r.encrypted_key });
+        Jwe { protected: w.protected, recipients: recipients.collect(), iv: w.iv, ciphertext: w.ciphertext, tag: w.tag }
     }
 }
 
@@ -98,10 +87,7 @@ mod tests {
             panic!("a plain JWE takes the typed route");
         };
         let via_value: Jwe = serde_json::from_str(JWE).unwrap();
-        assert_eq!(
-            serde_json::to_value(jwe).unwrap(),
-            serde_json::to_value(via_value).unwrap()
-        );
+        assert_eq!(serde_json::to_value(jwe).unwrap(), serde_json::to_value(via_value).unwrap());
     }
 
     #[test]

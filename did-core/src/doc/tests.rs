@@ -35,29 +35,10 @@ fn accepts_every_vm_and_service_shape() {
     .unwrap();
     assert_eq!(doc.verification_method.len(), 4, "embedded k4 added");
     assert_eq!(doc.other_methods.len(), 1, "RSA kept verbatim");
-    let ka: Vec<_> = doc
-        .methods(Relationship::KeyAgreement)
-        .map(|m| m.id.as_str())
-        .collect();
-    assert_eq!(
-        ka,
-        [
-            "did:example:bob#k1",
-            "did:example:bob#k2",
-            "did:example:bob#k4"
-        ]
-    );
-    assert!(doc
-        .methods(Relationship::KeyAgreement)
-        .all(|m| m.key.kind() == KeyKind::X25519));
-    assert_eq!(
-        doc.methods(Relationship::Authentication)
-            .next()
-            .unwrap()
-            .key
-            .kind(),
-        KeyKind::Ed25519
-    );
+    let ka: Vec<_> = doc.methods(Relationship::KeyAgreement).map(|m| m.id.as_str()).collect();
+    assert_eq!(ka, ["did:example:bob#k1", "did:example:bob#k2", "did:example:bob#k4"]);
+    assert!(doc.methods(Relationship::KeyAgreement).all(|m| m.key.kind() == KeyKind::X25519));
+    assert_eq!(doc.methods(Relationship::Authentication).next().unwrap().key.kind(), KeyKind::Ed25519);
     let eps: Vec<_> = doc.didcomm_endpoints().collect();
     assert_eq!(eps.len(), 3);
     assert_eq!(eps[1].uri, "ws://old.example");
@@ -67,10 +48,7 @@ fn accepts_every_vm_and_service_shape() {
 
     // Emitting and re-parsing gives the same document, services in the v2.1 shape.
     let v = doc.to_value();
-    assert_eq!(
-        v["service"][1]["serviceEndpoint"]["uri"],
-        "ws://old.example"
-    );
+    assert_eq!(v["service"][1]["serviceEndpoint"]["uri"], "ws://old.example");
     assert_eq!(DidDocument::from_value(&v).unwrap(), doc);
 }
 
@@ -83,14 +61,8 @@ fn rejects_broken_documents() {
             r##"{"id": "did:ex:a", "verificationMethod": [{"id": "#k", "type": "Multikey", "publicKeyMultibase": "z0OIl"}]}"##,
             "bad multibase",
         ),
-        (
-            r##"{"id": "did:ex:a", "verificationMethod": {"id": "#k"}}"##,
-            "not a list",
-        ),
-        (
-            r##"{"id": "did:ex:a", "service": [{"id": "#s", "type": "DIDCommMessaging"}]}"##,
-            "no endpoint",
-        ),
+        (r##"{"id": "did:ex:a", "verificationMethod": {"id": "#k"}}"##, "not a list"),
+        (r##"{"id": "did:ex:a", "service": [{"id": "#s", "type": "DIDCommMessaging"}]}"##, "no endpoint"),
         (
             r##"{"id": "did:ex:a", "verificationMethod": [{"id": "#k", "type": "JsonWebKey2020",
                 "publicKeyJwk": {"kty": "OKP", "crv": "X25519", "x": "AAAA", "d": "AAAA"}}]}"##,
@@ -119,9 +91,7 @@ fn duplicate_ids_with_different_keys_rejected() {
 /// which `from_value` then refused. The limit now counts both kinds of method.
 #[test]
 fn method_limit_counts_verbatim_methods_too() {
-    let others: Vec<Value> = (0..MAX_ENTRIES)
-        .map(|i| json!({"id": format!("#o{i}"), "type": "X"}))
-        .collect();
+    let others: Vec<Value> = (0..MAX_ENTRIES).map(|i| json!({"id": format!("#o{i}"), "type": "X"})).collect();
     let embedded = json!({"id": "#k", "type": "Multikey",
         "publicKeyMultibase": "z6LSbysY2xFMRpGMhb7tFTLMpeuPRaqaWM1yECx2AtzE3KCc"});
     let too_many = json!({"id": "did:example:a", "verificationMethod": others,

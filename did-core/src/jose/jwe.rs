@@ -37,10 +37,7 @@ impl KeyAlg {
         match s {
             "ECDH-ES+A256KW" => Ok(KeyAlg::EcdhEsA256kw),
             "ECDH-1PU+A256KW" => Ok(KeyAlg::Ecdh1puA256kw),
-            other => Err(Error::UnsupportedAlgorithm(format!(
-                "key management `{}`",
-                clip(other)
-            ))),
+            other => Err(Error::UnsupportedAlgorithm(format!("key management `{}`", clip(other)))),
         }
     }
 }
@@ -130,41 +127,21 @@ pub fn encrypt(
     sender: Option<Sender<'_>>,
     recipients: &[(&str, &PublicKey)],
 ) -> Result<Jwe> {
-    let first = recipients
-        .first()
-        .ok_or_else(|| Error::Protocol("no recipients to encrypt for".into()))?;
+    let first = recipients.first().ok_or_else(|| Error::Protocol("no recipients to encrypt for".into()))?;
     let kind = first.1.kind();
     if !kind.is_key_agreement() {
-        return Err(Error::key(format!(
-            "{} keys cannot do key agreement",
-            kind.crv()
-        )));
+        return Err(Error::key(format!("{} keys cannot do key agreement", kind.crv())));
     }
     if let Some((kid, k)) = recipients.iter().find(|(_, k)| k.kind() != kind) {
-        return Err(Error::key(format!(
-            "recipient {kid} is {} but others are {}",
-            k.kind().crv(),
-            kind.crv()
-        )));
+        return Err(Error::key(format!("recipient {kid} is {} but others are {}", k.kind().crv(), kind.crv())));
     }
-    let alg = if sender.is_some() {
-        KeyAlg::Ecdh1puA256kw
-    } else {
-        KeyAlg::EcdhEsA256kw
-    };
+    let alg = if sender.is_some() { KeyAlg::Ecdh1puA256kw } else { KeyAlg::EcdhEsA256kw };
     if let Some(s) = sender {
         if s.key.kind() != kind {
-            return Err(Error::key(format!(
-                "sender key is {} but recipients are {}",
-                s.key.kind().crv(),
-                kind.crv()
-            )));
+            return Err(Error::key(format!("sender key is {} but recipients are {}", s.key.kind().crv(), kind.crv())));
         }
         if enc != ContentEnc::A256CbcHs512 {
-            return Err(Error::UnsupportedAlgorithm(format!(
-                "authcrypt requires A256CBC-HS512, not {}",
-                enc.name()
-            )));
+            return Err(Error::UnsupportedAlgorithm(format!("authcrypt requires A256CBC-HS512, not {}", enc.name())));
         }
     }
     let epk = SecretKey::generate(kind);
@@ -191,19 +168,11 @@ pub fn encrypt(
         let cctag = (alg == KeyAlg::Ecdh1puA256kw).then_some(tag.as_slice());
         let kek = kdf::concat_kdf(&z, alg.name(), apu, &apv, cctag);
         out.push(JweRecipient {
-            header: RecipientHeader {
-                kid: (*kid).to_owned(),
-            },
+            header: RecipientHeader { kid: (*kid).to_owned() },
             encrypted_key: b64e(kdf::wrap(&kek, &cek)?),
         });
     }
-    Ok(Jwe {
-        protected,
-        recipients: out,
-        iv: b64e(iv),
-        ciphertext: b64e(ct),
-        tag: b64e(tag),
-    })
+    Ok(Jwe { protected, recipients: out, iv: b64e(iv), ciphertext: b64e(ct), tag: b64e(tag) })
 }
 
 /// `Ze` (ephemeral) followed, for 1PU, by `Zs` (static sender; from [`zs_cache`]).
@@ -242,26 +211,20 @@ pub struct ParsedJwe {
 impl ParsedJwe {
     /// Parses and checks a JWE JSON value: algorithms, `epk`, `apu`/`skid`, `apv`.
     pub fn parse(v: Value) -> Result<ParsedJwe> {
-        let jwe: Jwe = serde_json::from_value(v)
-            .map_err(|e| Error::malformed(format!("not a DIDComm JWE: {e}")))?;
+        let jwe: Jwe = serde_json::from_value(v).map_err(|e| Error::malformed(format!("not a DIDComm JWE: {e}")))?;
         ParsedJwe::from_jwe(jwe)
     }
 
     /// [`ParsedJwe::parse`] of an already deserialized envelope.
     pub(crate) fn from_jwe(jwe: Jwe) -> Result<ParsedJwe> {
         if jwe.recipients.is_empty() || jwe.recipients.len() > MAX_RECIPIENTS {
-            return Err(Error::malformed(format!(
-                "JWE has {} recipients",
-                jwe.recipients.len()
-            )));
+            return Err(Error::malformed(format!("JWE has {} recipients", jwe.recipients.len())));
         }
         let header_bytes = b64d(&jwe.protected, "protected")?;
         let header: ProtectedHeader = serde_json::from_slice(&header_bytes)
             .map_err(|e| Error::malformed(format!("JWE protected header: {e}")))?;
         if header.crit.is_some() {
-            return Err(Error::UnsupportedAlgorithm(
-                "JWE critical header extensions (`crit`)".into(),
-            ));
+            return Err(Error::UnsupportedAlgorithm("JWE critical header extensions (`crit`)".into()));
         }
         if header.apv.is_none() {
             return Err(Error::malformed("JWE without `apv` (DIDComm requires it)"));
@@ -269,10 +232,7 @@ impl ParsedJwe {
         let alg = KeyAlg::from_name(&header.alg)?;
         let enc = ContentEnc::from_name(&header.enc)?;
         if alg == KeyAlg::Ecdh1puA256kw && enc != ContentEnc::A256CbcHs512 {
-            return Err(Error::UnsupportedAlgorithm(format!(
-                "authcrypt with {}",
-                enc.name()
-            )));
+            return Err(Error::UnsupportedAlgorithm(format!("authcrypt with {}", enc.name())));
         }
         let epk = header.epk.public_key().map_err(|e| match e {
             Error::UnsupportedAlgorithm(m) => Error::UnsupportedAlgorithm(m),
@@ -287,45 +247,24 @@ impl ParsedJwe {
         };
         if let (Some(skid), true) = (&header.skid, header.apu.is_some()) {
             if skid.as_bytes() != apu.as_slice() {
-                return Err(Error::Protocol(
-                    "`skid` and `apu` name different sender keys".into(),
-                ));
+                return Err(Error::Protocol("`skid` and `apu` name different sender keys".into()));
             }
         }
         if alg == KeyAlg::Ecdh1puA256kw && header.skid.is_none() && apu.is_empty() {
-            return Err(Error::malformed(
-                "authcrypt envelope names no sender (`skid`/`apu`)",
-            ));
+            return Err(Error::malformed("authcrypt envelope names no sender (`skid`/`apu`)"));
         }
         let apv = match &header.apv {
             Some(a) => b64d(a, "apv")?,
             None => vec![],
         };
-        let kids: Vec<&str> = jwe
-            .recipients
-            .iter()
-            .map(|r| r.header.kid.as_str())
-            .collect();
+        let kids: Vec<&str> = jwe.recipients.iter().map(|r| r.header.kid.as_str()).collect();
         if header.apv.is_some() && apv != apv_for(&kids) {
-            return Err(Error::Protocol(
-                "`apv` does not match the recipients' key ids".into(),
-            ));
+            return Err(Error::Protocol("`apv` does not match the recipients' key ids".into()));
         }
         let iv = b64d(&jwe.iv, "iv/tag/ciphertext")?;
         let tag = b64d(&jwe.tag, "iv/tag/ciphertext")?;
         let ciphertext = b64d(&jwe.ciphertext, "iv/tag/ciphertext")?;
-        Ok(ParsedJwe {
-            jwe,
-            header,
-            alg,
-            enc,
-            epk,
-            apu,
-            apv,
-            iv,
-            tag,
-            ciphertext,
-        })
+        Ok(ParsedJwe { jwe, header, alg, enc, epk, apu, apv, iv, tag, ciphertext })
     }
 
     /// Recipient key ids, in envelope order.
@@ -353,22 +292,10 @@ impl ParsedJwe {
 
     /// Decrypts as recipient `kid` with `key`; `sender` is the sender's static
     /// public key and is required for authcrypt (its `Zs` comes from the `zs_cache`).
-    pub fn decrypt(
-        &self,
-        kid: &str,
-        key: &SecretKey,
-        sender: Option<&PublicKey>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        let r = self
-            .jwe
-            .recipients
-            .iter()
-            .find(|r| r.header.kid == kid)
-            .ok_or_else(|| Error::NotForUs(clip(kid)))?;
+    pub fn decrypt(&self, kid: &str, key: &SecretKey, sender: Option<&PublicKey>) -> Result<Zeroizing<Vec<u8>>> {
+        let r = self.jwe.recipients.iter().find(|r| r.header.kid == kid).ok_or_else(|| Error::NotForUs(clip(kid)))?;
         if key.kind() != self.epk.kind() {
-            return Err(Error::key(format!(
-                "recipient key {kid} is not on the envelope's curve"
-            )));
+            return Err(Error::key(format!("recipient key {kid} is not on the envelope's curve")));
         }
         let z = match (self.alg, sender) {
             (KeyAlg::EcdhEsA256kw, _) => key.ecdh(&self.epk)?,
@@ -377,20 +304,12 @@ impl ParsedJwe {
                 z.extend_from_slice(&zs_cache::static_z(key, s)?);
                 z
             }
-            (KeyAlg::Ecdh1puA256kw, None) => {
-                return Err(Error::Protocol("authcrypt needs the sender's key".into()))
-            }
+            (KeyAlg::Ecdh1puA256kw, None) => return Err(Error::Protocol("authcrypt needs the sender's key".into())),
         };
         let cctag = (self.alg == KeyAlg::Ecdh1puA256kw).then_some(self.tag.as_slice());
         let kek = kdf::concat_kdf(&z, self.alg.name(), &self.apu, &self.apv, cctag);
         let cek = kdf::unwrap(&kek, &b64d(&r.encrypted_key, "encrypted_key")?)?;
-        self.enc.decrypt(
-            &cek,
-            self.jwe.protected.as_bytes(),
-            &self.iv,
-            &self.ciphertext,
-            &self.tag,
-        )
+        self.enc.decrypt(&cek, self.jwe.protected.as_bytes(), &self.iv, &self.ciphertext, &self.tag)
     }
 }
 

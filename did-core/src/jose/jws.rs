@@ -47,13 +47,7 @@ struct Protected {
 /// Signs `payload` with `key`, naming it `kid` in the unprotected header.
 pub fn sign(payload: &[u8], typ: &str, kid: &str, key: &SecretKey) -> Result<Jws> {
     let alg = key.jws_alg()?;
-    let protected = Protected {
-        typ: Some(typ.to_owned()),
-        alg: alg.to_owned(),
-        kid: None,
-        crv: None,
-        crit: None,
-    };
+    let protected = Protected { typ: Some(typ.to_owned()), alg: alg.to_owned(), kid: None, crv: None, crit: None };
     let protected = b64e(to_json_vec(&protected)?);
     let payload = b64e(payload);
     let sig = key.sign(format!("{protected}.{payload}").as_bytes())?;
@@ -81,11 +75,7 @@ pub struct PendingSignature {
 impl PendingSignature {
     /// Verifies with the signer's public key.
     pub fn verify(&self, key: &PublicKey) -> Result<()> {
-        let alg = if self.alg == "Ed25519" {
-            "EdDSA"
-        } else {
-            self.alg.as_str()
-        };
+        let alg = if self.alg == "Ed25519" { "EdDSA" } else { self.alg.as_str() };
         if key.verify(alg, &self.signing_input, &self.signature)? {
             Ok(())
         } else {
@@ -109,26 +99,19 @@ impl ParsedJws {
         let jws: Jws = if v.get("signatures").is_some() {
             serde_json::from_value(v).map_err(|e| Error::malformed(format!("not a JWS: {e}")))?
         } else {
-            let obj = v
-                .as_object()
-                .ok_or_else(|| Error::malformed("JWS is not an object"))?;
+            let obj = v.as_object().ok_or_else(|| Error::malformed("JWS is not an object"))?;
             let get = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
             Jws {
                 payload: get("payload").ok_or_else(|| Error::malformed("JWS without payload"))?,
                 signatures: vec![JwsSignature {
-                    protected: get("protected")
-                        .ok_or_else(|| Error::malformed("JWS without protected header"))?,
-                    signature: get("signature")
-                        .ok_or_else(|| Error::malformed("JWS without signature"))?,
+                    protected: get("protected").ok_or_else(|| Error::malformed("JWS without protected header"))?,
+                    signature: get("signature").ok_or_else(|| Error::malformed("JWS without signature"))?,
                     header: obj.get("header").cloned(),
                 }],
             }
         };
         if jws.signatures.is_empty() || jws.signatures.len() > MAX_SIGNATURES {
-            return Err(Error::malformed(format!(
-                "JWS has {} signatures",
-                jws.signatures.len()
-            )));
+            return Err(Error::malformed(format!("JWS has {} signatures", jws.signatures.len())));
         }
         let payload = b64d(&jws.payload, "payload")?;
         let mut signatures = Vec::with_capacity(jws.signatures.len());
@@ -136,19 +119,11 @@ impl ParsedJws {
             let p: Protected = serde_json::from_slice(&b64d(&s.protected, "protected")?)
                 .map_err(|e| Error::malformed(format!("JWS protected header: {e}")))?;
             if p.crit.is_some() {
-                return Err(Error::UnsupportedAlgorithm(
-                    "JWS critical header extensions (`crit`)".into(),
-                ));
+                return Err(Error::UnsupportedAlgorithm("JWS critical header extensions (`crit`)".into()));
             }
-            let unprotected_kid = s
-                .header
-                .as_ref()
-                .and_then(|h| h.get("kid"))
-                .and_then(Value::as_str);
+            let unprotected_kid = s.header.as_ref().and_then(|h| h.get("kid")).and_then(Value::as_str);
             let kid = match (p.kid.as_deref(), unprotected_kid) {
-                (Some(a), Some(b)) if a != b => {
-                    return Err(Error::Protocol("JWS names two different kids".into()))
-                }
+                (Some(a), Some(b)) if a != b => return Err(Error::Protocol("JWS names two different kids".into())),
                 (Some(k), _) | (None, Some(k)) => k.to_owned(),
                 (None, None) => return Err(Error::malformed("JWS signature without `kid`")),
             };
@@ -159,10 +134,7 @@ impl ParsedJws {
                 signature: b64d(&s.signature, "signature")?,
             });
         }
-        Ok(ParsedJws {
-            payload,
-            signatures,
-        })
+        Ok(ParsedJws { payload, signatures })
     }
 }
 
@@ -175,23 +147,14 @@ mod tests {
     fn sign_verify_and_tamper() {
         for kind in [KeyKind::Ed25519, KeyKind::P256, KeyKind::Secp256k1] {
             let sk = SecretKey::generate(kind);
-            let jws = sign(
-                b"{\"a\":1}",
-                "application/didcomm-signed+json",
-                "did:ex:a#k",
-                &sk,
-            )
-            .unwrap();
+            let jws = sign(b"{\"a\":1}", "application/didcomm-signed+json", "did:ex:a#k", &sk).unwrap();
             let v = serde_json::to_value(&jws).unwrap();
             let parsed = ParsedJws::parse(v.clone()).unwrap();
             assert_eq!(parsed.payload, b"{\"a\":1}");
             assert_eq!(parsed.signatures[0].kid, "did:ex:a#k");
             parsed.signatures[0].verify(&sk.public_key()).unwrap();
             let other = SecretKey::generate(kind).public_key();
-            assert!(matches!(
-                parsed.signatures[0].verify(&other),
-                Err(Error::InvalidSignature(_))
-            ));
+            assert!(matches!(parsed.signatures[0].verify(&other), Err(Error::InvalidSignature(_))));
             let mut w = v.clone();
             w["payload"] = b64e(b"{\"a\":2}").into();
             let p = ParsedJws::parse(w).unwrap();
@@ -205,9 +168,7 @@ mod tests {
         let jws = sign(b"x", "t", "did:ex:a#k", &sk).unwrap();
         let s = &jws.signatures[0];
         let flat = serde_json::json!({"payload": jws.payload, "protected": s.protected, "signature": s.signature, "header": s.header});
-        ParsedJws::parse(flat).unwrap().signatures[0]
-            .verify(&sk.public_key())
-            .unwrap();
+        ParsedJws::parse(flat).unwrap().signatures[0].verify(&sk.public_key()).unwrap();
         let no_kid = serde_json::json!({"payload": jws.payload, "protected": s.protected, "signature": s.signature});
         assert!(ParsedJws::parse(no_kid).is_err());
     }

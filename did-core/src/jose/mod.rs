@@ -19,9 +19,7 @@ pub fn b64e(data: impl AsRef<[u8]>) -> String {
 
 /// Decodes base64url, tolerating trailing padding; `what` names the field in errors.
 pub fn b64d(s: &str, what: &str) -> Result<Vec<u8>> {
-    URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| Error::malformed(format!("`{what}` is not base64url")))
+    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| Error::malformed(format!("`{what}` is not base64url")))
 }
 
 /// Serializes to compact JSON bytes.

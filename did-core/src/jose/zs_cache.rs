@@ -62,18 +62,11 @@ struct Inner {
 impl ZsCache {
     /// An empty cache holding at most `capacity` (≥ 1) entries.
     pub(crate) fn new(capacity: usize) -> ZsCache {
-        ZsCache {
-            capacity: capacity.max(1),
-            inner: Mutex::default(),
-        }
+        ZsCache { capacity: capacity.max(1), inner: Mutex::default() }
     }
 
     /// ECDH(`ours`, `theirs`), from the cache when present, else computed and remembered.
-    pub(crate) fn get_or_compute(
-        &self,
-        ours: &SecretKey,
-        theirs: &PublicKey,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn get_or_compute(&self, ours: &SecretKey, theirs: &PublicKey) -> Result<Zeroizing<Vec<u8>>> {
         let key = cache_key(ours, theirs);
         if let Some(z) = self.lock().map.get(&key) {
             return Ok(z.clone());
@@ -112,12 +105,7 @@ fn cache_key(ours: &SecretKey, theirs: &PublicKey) -> [u8; 32] {
     let public = theirs.to_bytes();
     let mut h = Sha256::new();
     h.update(DOMAIN);
-    for part in [
-        ours.kind().crv().as_bytes(),
-        theirs.kind().crv().as_bytes(),
-        secret.as_slice(),
-        public.as_slice(),
-    ] {
+    for part in [ours.kind().crv().as_bytes(), theirs.kind().crv().as_bytes(), secret.as_slice(), public.as_slice()] {
         h.update((part.len() as u32).to_be_bytes());
         h.update(part);
     }
@@ -132,13 +120,7 @@ mod tests {
     #[test]
     fn hits_equal_fresh_ecdh_on_every_curve() {
         let cache = ZsCache::new(16);
-        for kind in [
-            KeyKind::X25519,
-            KeyKind::P256,
-            KeyKind::P384,
-            KeyKind::P521,
-            KeyKind::Secp256k1,
-        ] {
+        for kind in [KeyKind::X25519, KeyKind::P256, KeyKind::P384, KeyKind::P521, KeyKind::Secp256k1] {
             let a = SecretKey::generate(kind);
             let b = SecretKey::generate(kind);
             let direct = a.ecdh(&b.public_key()).unwrap();
@@ -156,20 +138,14 @@ mod tests {
     fn different_secret_keys_never_share_an_entry() {
         let cache = ZsCache::new(64);
         let peer = SecretKey::generate(KeyKind::X25519).public_key();
-        let mine: Vec<SecretKey> = (0..8)
-            .map(|_| SecretKey::generate(KeyKind::X25519))
-            .collect();
+        let mine: Vec<SecretKey> = (0..8).map(|_| SecretKey::generate(KeyKind::X25519)).collect();
         for _ in 0..2 {
             for k in &mine {
-                assert_eq!(
-                    *cache.get_or_compute(k, &peer).unwrap(),
-                    *k.ecdh(&peer).unwrap()
-                );
+                assert_eq!(*cache.get_or_compute(k, &peer).unwrap(), *k.ecdh(&peer).unwrap());
             }
         }
         assert_eq!(cache.len(), mine.len());
-        let keys: std::collections::HashSet<[u8; 32]> =
-            mine.iter().map(|k| cache_key(k, &peer)).collect();
+        let keys: std::collections::HashSet<[u8; 32]> = mine.iter().map(|k| cache_key(k, &peer)).collect();
         assert_eq!(keys.len(), mine.len());
         // Same secret, different peers: different entries too.
         let other = SecretKey::generate(KeyKind::X25519).public_key();
@@ -180,9 +156,7 @@ mod tests {
     fn bounded_and_evicts_oldest_first() {
         let cache = ZsCache::new(3);
         let me = SecretKey::generate(KeyKind::X25519);
-        let peers: Vec<PublicKey> = (0..5)
-            .map(|_| SecretKey::generate(KeyKind::X25519).public_key())
-            .collect();
+        let peers: Vec<PublicKey> = (0..5).map(|_| SecretKey::generate(KeyKind::X25519).public_key()).collect();
         for p in &peers {
             cache.get_or_compute(&me, p).unwrap();
             assert!(cache.len() <= 3);

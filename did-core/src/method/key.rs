@@ -10,8 +10,7 @@ use crate::keys::{KeyKind, PublicKey};
 
 /// The did:key for a public key.
 pub fn did_for(key: &PublicKey) -> Did {
-    Did::parse(&format!("did:key:{}", key.to_multibase()))
-        .expect("a multibase key is a valid method-specific id")
+    Did::parse(&format!("did:key:{}", key.to_multibase())).expect("a multibase key is a valid method-specific id")
 }
 
 /// Resolves a did:key (the document is derived from the DID alone).
@@ -32,10 +31,8 @@ pub fn resolve(did: &Did) -> Result<DidDocument> {
 /// The did:key document for the multibase key `mb`, with ids under `did`
 /// (shared with did:peer:0, whose document is the same).
 pub(crate) fn document_for(did: &Did, mb: &str) -> Result<DidDocument> {
-    let key = PublicKey::from_multibase(mb).map_err(|e| Error::Resolution {
-        did: did.to_string(),
-        reason: e.to_string(),
-    })?;
+    let key =
+        PublicKey::from_multibase(mb).map_err(|e| Error::Resolution { did: did.to_string(), reason: e.to_string() })?;
     let mut doc = DidDocument::new(did.clone());
     let vm = |key: PublicKey| {
         let type_ = match key.kind() {
@@ -60,34 +57,17 @@ pub(crate) fn document_for(did: &Did, mb: &str) -> Result<DidDocument> {
                 "https://w3id.org/security/suites/x25519-2020/v1"
             ]);
             let x = key.ed25519_to_x25519()?;
-            doc.add_method(
-                vm(key),
-                &[
-                    Authentication,
-                    AssertionMethod,
-                    CapabilityDelegation,
-                    CapabilityInvocation,
-                ],
-            )?;
+            doc.add_method(vm(key), &[Authentication, AssertionMethod, CapabilityDelegation, CapabilityInvocation])?;
             doc.add_method(vm(x), &[KeyAgreement])?;
         }
         KeyKind::X25519 => {
-            doc.context = json!([
-                "https://www.w3.org/ns/did/v1",
-                "https://w3id.org/security/suites/x25519-2020/v1"
-            ]);
+            doc.context = json!(["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/x25519-2020/v1"]);
             doc.add_method(vm(key), &[KeyAgreement])?;
         }
         _ => {
             doc.add_method(
                 vm(key),
-                &[
-                    Authentication,
-                    AssertionMethod,
-                    CapabilityDelegation,
-                    CapabilityInvocation,
-                    KeyAgreement,
-                ],
+                &[Authentication, AssertionMethod, CapabilityDelegation, CapabilityInvocation, KeyAgreement],
             )?;
         }
     }
@@ -104,10 +84,7 @@ mod tests {
         let doc = resolve(&did).unwrap();
         let ka: Vec<_> = doc.methods(Relationship::KeyAgreement).collect();
         assert_eq!(ka.len(), 1);
-        assert_eq!(
-            ka[0].id,
-            format!("{did}#z6LSj72tK8brWgZja8NLRwPigth2T9QRiG1uH9oKZuKjdh9p")
-        );
+        assert_eq!(ka[0].id, format!("{did}#z6LSj72tK8brWgZja8NLRwPigth2T9QRiG1uH9oKZuKjdh9p"));
     }
 
     #[test]

@@ -13,11 +13,7 @@ use crate::keys::{KeyKind, PublicKey};
 
 /// Builds a did:peer:2 from signing (Ed25519) keys, key-agreement (X25519) keys and
 /// DIDComm endpoints. Elements are written V…, E…, S… as in the spec's example.
-pub fn create(
-    signing: &[PublicKey],
-    agreement: &[PublicKey],
-    endpoints: &[DidCommEndpoint],
-) -> Result<Did> {
+pub fn create(signing: &[PublicKey], agreement: &[PublicKey], endpoints: &[DidCommEndpoint]) -> Result<Did> {
     let mut s = String::from("did:peer:2");
     for k in signing {
         if k.kind() == KeyKind::X25519 {
@@ -28,10 +24,7 @@ pub fn create(
     }
     for k in agreement {
         if !k.kind().is_key_agreement() {
-            return Err(Error::key(format!(
-                "a {} key cannot be a key-agreement key",
-                k.kind().crv()
-            )));
+            return Err(Error::key(format!("a {} key cannot be a key-agreement key", k.kind().crv())));
         }
         s.push_str(".E");
         s.push_str(&k.to_multibase());
@@ -55,10 +48,7 @@ pub fn create(
 /// Resolves did:peer:0 and did:peer:2.
 pub fn resolve(did: &Did) -> Result<DidDocument> {
     let msid = did.method_specific_id();
-    let fail = |reason: String| Error::Resolution {
-        did: crate::error::clip(did.as_str()),
-        reason,
-    };
+    let fail = |reason: String| Error::Resolution { did: crate::error::clip(did.as_str()), reason };
     if let Some(mb) = msid.strip_prefix('0') {
         return key::document_for(did, mb);
     }
@@ -82,18 +72,13 @@ pub fn resolve(did: &Did) -> Result<DidDocument> {
         };
         match rel {
             Some(rel) => {
-                let key = PublicKey::from_multibase(value)
-                    .map_err(|e| fail(format!("key {}: {e}", nkeys + 1)))?;
+                let key = PublicKey::from_multibase(value).map_err(|e| fail(format!("key {}: {e}", nkeys + 1)))?;
                 let ok = match rel {
                     Relationship::KeyAgreement => key.kind().is_key_agreement(),
                     _ => key.kind() != KeyKind::X25519,
                 };
                 if !ok {
-                    return Err(fail(format!(
-                        "a {} key cannot serve as {}",
-                        key.kind().crv(),
-                        rel.name()
-                    )));
+                    return Err(fail(format!("a {} key cannot serve as {}", key.kind().crv(), rel.name())));
                 }
                 nkeys += 1;
                 let vm = VerificationMethod::multikey(format!("{did}#key-{nkeys}"), did, key);
@@ -101,29 +86,19 @@ pub fn resolve(did: &Did) -> Result<DidDocument> {
             }
             None => {
                 let raw = b64d(value, "service")?;
-                let abbreviated: Value = serde_json::from_slice(&raw)
-                    .map_err(|e| fail(format!("service is not JSON: {e}")))?;
+                let abbreviated: Value =
+                    serde_json::from_slice(&raw).map_err(|e| fail(format!("service is not JSON: {e}")))?;
                 let mut svc = expand(abbreviated);
-                let obj = svc
-                    .as_object_mut()
-                    .ok_or_else(|| fail("service is not an object".into()))?;
+                let obj = svc.as_object_mut().ok_or_else(|| fail("service is not an object".into()))?;
                 if !obj.contains_key("id") {
-                    let id = if nservices == 0 {
-                        "#service".to_owned()
-                    } else {
-                        format!("#service-{nservices}")
-                    };
+                    let id = if nservices == 0 { "#service".to_owned() } else { format!("#service-{nservices}") };
                     obj.insert("id".into(), id.into());
                 }
                 nservices += 1;
                 let parsed = match Service::parse_value(&svc, did)? {
                     Service::Other(mut v) => {
                         // Keep ids absolute everywhere.
-                        if let Some(id) = v
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .filter(|i| i.starts_with('#'))
-                        {
+                        if let Some(id) = v.get("id").and_then(Value::as_str).filter(|i| i.starts_with('#')) {
                             v["id"] = format!("{did}{id}").into();
                         }
                         Service::Other(v)
@@ -146,10 +121,7 @@ pub fn peer3(did: &Did) -> Result<Did> {
         .ok_or_else(|| Error::Protocol("did:peer:3 is defined only for did:peer:2".into()))?;
     let mut mh = vec![0x12, 0x20];
     mh.extend_from_slice(&Sha256::digest(tail.as_bytes()));
-    Did::parse(&format!(
-        "did:peer:3{}",
-        multibase::encode(multibase::Base::Base58Btc, mh)
-    ))
+    Did::parse(&format!("did:peer:3{}", multibase::encode(multibase::Base::Base58Btc, mh)))
 }
 
 /// Expands the did:peer:2 service abbreviations recursively; `dm` is expanded only
@@ -167,9 +139,7 @@ fn expand(v: Value) -> Value {
                         _ => k,
                     };
                     let v = match (k.as_str(), v) {
-                        ("type", Value::String(t)) if t == "dm" => {
-                            Value::String("DIDCommMessaging".into())
-                        }
+                        ("type", Value::String(t)) if t == "dm" => Value::String("DIDCommMessaging".into()),
                         (_, v) => expand(v),
                     };
                     (k, v)
@@ -195,32 +165,18 @@ mod tests {
             accept: vec!["didcomm/v2".into()],
             routing_keys: vec!["did:key:z6LSbysY2xFMRpGMhb7tFTLMpeuPRaqaWM1yECx2AtzE3KCc".into()],
         };
-        let did = create(
-            std::slice::from_ref(&ed),
-            std::slice::from_ref(&x),
-            std::slice::from_ref(&ep),
-        )
-        .unwrap();
+        let did = create(std::slice::from_ref(&ed), std::slice::from_ref(&x), std::slice::from_ref(&ep)).unwrap();
         let doc = resolve(&did).unwrap();
         assert_eq!(doc.method(&format!("{did}#key-1")).unwrap().key, ed);
-        assert_eq!(
-            doc.methods(Relationship::KeyAgreement).next().unwrap().key,
-            x
-        );
+        assert_eq!(doc.methods(Relationship::KeyAgreement).next().unwrap().key, x);
         assert_eq!(doc.didcomm_endpoints().next().unwrap(), &ep);
-        assert!(
-            matches!(&doc.service[0], Service::DidComm { id, .. } if *id == format!("{did}#service"))
-        );
+        assert!(matches!(&doc.service[0], Service::DidComm { id, .. } if *id == format!("{did}#service")));
     }
 
     #[test]
     fn rejects_bad_elements() {
-        let x = SecretKey::generate(KeyKind::X25519)
-            .public_key()
-            .to_multibase();
-        let ed = SecretKey::generate(KeyKind::Ed25519)
-            .public_key()
-            .to_multibase();
+        let x = SecretKey::generate(KeyKind::X25519).public_key().to_multibase();
+        let ed = SecretKey::generate(KeyKind::Ed25519).public_key().to_multibase();
         for s in [
             format!("did:peer:2.Q{x}"),
             format!("did:peer:2.V{x}"),

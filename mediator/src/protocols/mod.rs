@@ -59,10 +59,7 @@ pub fn reply(req: &Message, type_: String, body: Value) -> Message {
 
 /// A Problem Report 2.0 message (`code` like `e.p.xfer.unknown-recipient`).
 pub fn problem(pthid: Option<&str>, code: &str, comment: &str) -> Message {
-    let mut m = Message::new(
-        format!("{PROBLEM_2}/problem-report"),
-        json!({"code": code, "comment": comment}),
-    );
+    let mut m = Message::new(format!("{PROBLEM_2}/problem-report"), json!({"code": code, "comment": comment}));
     m.pthid = pthid.map(str::to_owned);
     m
 }

@@ -13,28 +13,13 @@ use crate::state::Mediator;
 pub const MAX_DELIVERY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Handles Pickup 3.0 message `name` from client `sender`.
-pub async fn handle(
-    m: &Mediator,
-    name: &str,
-    msg: &Message,
-    sender: &str,
-    ch: &Channel<'_>,
-) -> Result<Message> {
+pub async fn handle(m: &Mediator, name: &str, msg: &Message, sender: &str, ch: &Channel<'_>) -> Result<Message> {
     let recipient = msg.body.get("recipient_did").and_then(Value::as_str);
     match name {
         "status-request" => status(m, msg, sender, recipient, ch).await,
         "delivery-request" => {
-            let Some(limit) = msg
-                .body
-                .get("limit")
-                .and_then(Value::as_u64)
-                .filter(|l| *l > 0)
-            else {
-                return Ok(problem_reply(
-                    msg,
-                    codes::BAD_REQUEST,
-                    "delivery-request needs a positive `limit`",
-                ));
+            let Some(limit) = msg.body.get("limit").and_then(Value::as_u64).filter(|l| *l > 0) else {
+                return Ok(problem_reply(msg, codes::BAD_REQUEST, "delivery-request needs a positive `limit`"));
             };
             let limit = (limit as usize).min(m.config.limits.max_delivery_batch);
             let queued = m.store.fetch(sender, recipient, limit, now()).await?;
@@ -50,10 +35,7 @@ pub async fn handle(
                 }
                 attachments.push(attachment(q.id, &q.body));
             }
-            m.metrics.delivered.fetch_add(
-                attachments.len() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            m.metrics.delivered.fetch_add(attachments.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let body = recipient.map_or_else(|| json!({}), |r| json!({ "recipient_did": r }));
             let mut d = reply(msg, format!("{PICKUP_3}/delivery"), body);
             d.attachments = Some(attachments);
@@ -61,21 +43,11 @@ pub async fn handle(
         }
         "messages-received" => {
             let Some(ids) = msg.body.get("message_id_list").and_then(Value::as_array) else {
-                return Ok(problem_reply(
-                    msg,
-                    codes::BAD_REQUEST,
-                    "messages-received needs `message_id_list`",
-                ));
+                return Ok(problem_reply(msg, codes::BAD_REQUEST, "messages-received needs `message_id_list`"));
             };
-            let ids: Vec<String> = ids
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .take(10_000)
-                .collect();
+            let ids: Vec<String> = ids.iter().filter_map(|v| v.as_str().map(str::to_owned)).take(10_000).collect();
             let n = m.store.ack(sender, &ids).await?;
-            m.metrics
-                .acked
-                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            m.metrics.acked.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             status(m, msg, sender, None, ch).await
         }
         "live-delivery-change" => {
@@ -89,11 +61,7 @@ pub async fn handle(
             match ch {
                 Channel::Ws { conn, tx } => m.live.set(sender, *conn, tx, on),
                 Channel::Http if on => {
-                    return Ok(problem_reply(
-                        msg,
-                        codes::LIVE_UNSUPPORTED,
-                        "Connection does not support Live Delivery",
-                    ))
+                    return Ok(problem_reply(msg, codes::LIVE_UNSUPPORTED, "Connection does not support Live Delivery"))
                 }
                 Channel::Http => {}
             }
@@ -111,10 +79,7 @@ pub async fn handle(
 pub fn attachment(id: String, body: &[u8]) -> Attachment {
     let mut a = Attachment::json(Value::Null);
     a.id = Some(id);
-    a.data = AttachmentData {
-        base64: Some(b64e(body)),
-        ..Default::default()
-    };
+    a.data = AttachmentData { base64: Some(b64e(body)), ..Default::default() };
     a
 }
 
@@ -134,20 +99,13 @@ async fn status(
     body.insert("message_count".into(), s.message_count.into());
     body.insert("total_bytes".into(), s.total_bytes.into());
     if let (Some(old), Some(new)) = (s.oldest_received_time, s.newest_received_time) {
-        body.insert(
-            "longest_waited_seconds".into(),
-            t.saturating_sub(old).into(),
-        );
+        body.insert("longest_waited_seconds".into(), t.saturating_sub(old).into());
         body.insert("oldest_received_time".into(), old.into());
         body.insert("newest_received_time".into(), new.into());
     }
     let live = matches!(ch, Channel::Ws { conn, .. } if m.live.is_live(sender, *conn));
     body.insert("live_delivery".into(), live.into());
-    Ok(reply(
-        req,
-        format!("{PICKUP_3}/status"),
-        Value::Object(body),
-    ))
+    Ok(reply(req, format!("{PICKUP_3}/status"), Value::Object(body)))
 }
 
 /// A delivery of one message pushed in live mode.

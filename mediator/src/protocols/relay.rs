@@ -18,51 +18,18 @@ pub const MAX_TTL: u64 = 7 * 24 * 3600;
 /// Handles `reserve` from client `sender`.
 pub async fn handle(m: &Mediator, name: &str, msg: &Message, sender: &str) -> Result<Message> {
     if name != "reserve" {
-        return Ok(problem_reply(
-            msg,
-            codes::UNSUPPORTED,
-            "only `reserve` is defined",
-        ));
+        return Ok(problem_reply(msg, codes::UNSUPPORTED, "only `reserve` is defined"));
     }
     if !m.store.is_granted(sender).await? {
-        return Ok(problem_reply(
-            msg,
-            codes::NOT_GRANTED,
-            "relay routes are for parties this mediator serves",
-        ));
+        return Ok(problem_reply(msg, codes::NOT_GRANTED, "relay routes are for parties this mediator serves"));
     }
-    let route = match msg
-        .body
-        .get("route")
-        .and_then(Value::as_str)
-        .map(|r| b64d(r, "route"))
-    {
+    let route = match msg.body.get("route").and_then(Value::as_str).map(|r| b64d(r, "route")) {
         Some(Ok(r)) if r.len() == ROUTE_LEN => r,
-        _ => {
-            return Ok(problem_reply(
-                msg,
-                codes::BAD_REQUEST,
-                "`route` must be 16 bytes, base64url",
-            ))
-        }
+        _ => return Ok(problem_reply(msg, codes::BAD_REQUEST, "`route` must be 16 bytes, base64url")),
     };
-    let ttl = msg
-        .body
-        .get("ttl_secs")
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_TTL)
-        .clamp(60, MAX_TTL);
+    let ttl = msg.body.get("ttl_secs").and_then(Value::as_u64).unwrap_or(DEFAULT_TTL).clamp(60, MAX_TTL);
     let expires = now() + ttl;
-    if !m
-        .store
-        .reserve_route(
-            &route,
-            sender,
-            expires,
-            m.config.limits.max_routes_per_client,
-        )
-        .await?
-    {
+    if !m.store.reserve_route(&route, sender, expires, m.config.limits.max_routes_per_client).await? {
         return Ok(problem_reply(
             msg,
             codes::BAD_REQUEST,
@@ -70,9 +37,5 @@ pub async fn handle(m: &Mediator, name: &str, msg: &Message, sender: &str) -> Re
         ));
     }
     let url = m.relay_url();
-    Ok(reply(
-        msg,
-        format!("{RELAY_1}/reserved"),
-        json!({"route": b64e(&route), "url": url, "expires_time": expires}),
-    ))
+    Ok(reply(msg, format!("{RELAY_1}/reserved"), json!({"route": b64e(&route), "url": url, "expires_time": expires})))
 }

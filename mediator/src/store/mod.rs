@@ -114,24 +114,13 @@ pub trait Store: Send + Sync + 'static {
         max_per_client: u64,
     ) -> Result<UpdateResult>;
     /// A page of `client`'s recipient DIDs and how many there are in all.
-    async fn recipients(&self, client: &str, offset: u64, limit: u64)
-        -> Result<(Vec<String>, u64)>;
+    async fn recipients(&self, client: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)>;
     /// Durably queues a message; `Ok(Err(_))` when it is refused.
-    async fn enqueue(
-        &self,
-        msg: NewMessage,
-        limits: QueueLimits,
-    ) -> Result<std::result::Result<Enqueued, Refused>>;
+    async fn enqueue(&self, msg: NewMessage, limits: QueueLimits) -> Result<std::result::Result<Enqueued, Refused>>;
     /// Queue statistics, excluding expired messages.
     async fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus>;
     /// Up to `limit` unexpired messages, oldest first.
-    async fn fetch(
-        &self,
-        client: &str,
-        recipient: Option<&str>,
-        limit: usize,
-        now: u64,
-    ) -> Result<Vec<Queued>>;
+    async fn fetch(&self, client: &str, recipient: Option<&str>, limit: usize, now: u64) -> Result<Vec<Queued>>;
     /// Deletes acknowledged messages of `client`; returns how many were deleted.
     async fn ack(&self, client: &str, ids: &[String]) -> Result<u64>;
     /// Deletes expired messages; returns how many.
@@ -142,13 +131,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>>;
     /// Reserves a relay route for `client` until `expires_at` (renewing its own
     /// reservation); false when another client holds it or `client` has `max` routes.
-    async fn reserve_route(
-        &self,
-        route: &[u8],
-        client: &str,
-        expires_at: u64,
-        max: u64,
-    ) -> Result<bool>;
+    async fn reserve_route(&self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool>;
     /// Whether a route is reserved and unexpired.
     async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool>;
 }

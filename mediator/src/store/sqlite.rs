@@ -43,19 +43,9 @@ enum Cmd {
     Grant(String, u64, Reply<()>),
     IsGranted(String, Reply<bool>),
     Rotate(String, String, Reply<bool>),
-    Update {
-        client: String,
-        recipient: String,
-        add: bool,
-        max: u64,
-        reply: Reply<UpdateResult>,
-    },
+    Update { client: String, recipient: String, add: bool, max: u64, reply: Reply<UpdateResult> },
     Recipients(String, u64, u64, Reply<(Vec<String>, u64)>),
-    Enqueue(
-        NewMessage,
-        QueueLimits,
-        Reply<std::result::Result<Enqueued, Refused>>,
-    ),
+    Enqueue(NewMessage, QueueLimits, Reply<std::result::Result<Enqueued, Refused>>),
     Status(String, Option<String>, u64, Reply<QueueStatus>),
     Fetch(String, Option<String>, usize, u64, Reply<Vec<Queued>>),
     Ack(String, Vec<String>, Reply<u64>),
@@ -76,41 +66,22 @@ impl SqliteStore {
     pub fn open(path: &Path, sync: SyncMode, batch: usize) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            if sync == SyncMode::Full {
-                "FULL"
-            } else {
-                "NORMAL"
-            },
-        )?;
+        conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         let state = State::load(&conn)?;
         let (tx, rx) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("mediator-store".into())
-            .spawn(move || {
-                Worker {
-                    conn,
-                    state,
-                    batch: batch.max(1),
-                }
-                .run(rx)
-            })
+            .spawn(move || Worker { conn, state, batch: batch.max(1) }.run(rx))
             .map_err(Error::Io)?;
         Ok(SqliteStore { tx })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| Error::Store("store thread has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::Store("store thread dropped a request".into()))?
+        self.tx.send(make(reply)).await.map_err(|_| Error::Store("store thread has stopped".into()))?;
+        rx.await.map_err(|_| Error::Store("store thread dropped a request".into()))?
     }
 }
 
@@ -135,15 +106,8 @@ impl State {
             *s.per_client.entry(c.clone()).or_default() += 1;
             s.owners.insert(r, c);
         }
-        let mut q =
-            conn.prepare("SELECT recipient, COUNT(*), SUM(size) FROM messages GROUP BY recipient")?;
-        for row in q.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })? {
+        let mut q = conn.prepare("SELECT recipient, COUNT(*), SUM(size) FROM messages GROUP BY recipient")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
             let (r, n, b) = row?;
             s.queues.insert(r, (n as u64, b as u64));
         }
@@ -205,7 +169,9 @@ impl Worker {
             Cmd::Grant(c, now, r) => pending(r, self.grant(&c, now)),
             Cmd::IsGranted(c, r) => pending(r, Ok(self.state.granted.contains(&c))),
             Cmd::Rotate(old, new, r) => pending(r, self.rotate(&old, &new)),
-            Cmd::Update { client, recipient, add, max, reply } => pending(reply, self.update(&client, &recipient, add, max)),
+            Cmd::Update { client, recipient, add, max, reply } => {
+                pending(reply, self.update(&client, &recipient, add, max))
+            }
             Cmd::Recipients(c, off, lim, r) => pending(r, self.recipients(&c, off, lim)),
             Cmd::Enqueue(m, l, r) => pending(r, self.enqueue(m, l)),
             Cmd::Status(c, rec, now, r) => pending(r, self.status(&c, rec.as_deref(), now)),
@@ -215,7 +181,10 @@ impl Worker {
             Cmd::PutOob(id, inv, exp, r) => pending(
                 r,
                 self.conn
-                    .execute("INSERT OR REPLACE INTO oob (id, invitation, expires_at) VALUES (?1, ?2, ?3)", params![id, inv, exp as i64])
+                    .execute(
+                        "INSERT OR REPLACE INTO oob (id, invitation, expires_at) VALUES (?1, ?2, ?3)",
+                        params![id, inv, exp as i64],
+                    )
                     .map(|_| ())
                     .map_err(Error::from),
             ),
@@ -223,7 +192,11 @@ impl Worker {
             Cmd::Reserved(route, now, r) => pending(
                 r,
                 self.conn
-                    .query_row("SELECT 1 FROM relay_routes WHERE route = ?1 AND expires_at > ?2", params![route, now as i64], |_| Ok(()))
+                    .query_row(
+                        "SELECT 1 FROM relay_routes WHERE route = ?1 AND expires_at > ?2",
+                        params![route, now as i64],
+                        |_| Ok(()),
+                    )
                     .optional()
                     .map(|o| o.is_some())
                     .map_err(Error::from),
@@ -231,7 +204,11 @@ impl Worker {
             Cmd::GetOob(id, now, r) => pending(
                 r,
                 self.conn
-                    .query_row("SELECT invitation FROM oob WHERE id = ?1 AND expires_at > ?2", params![id, now as i64], |row| row.get(0))
+                    .query_row(
+                        "SELECT invitation FROM oob WHERE id = ?1 AND expires_at > ?2",
+                        params![id, now as i64],
+                        |row| row.get(0),
+                    )
                     .optional()
                     .map_err(Error::from),
             ),
@@ -241,11 +218,7 @@ impl Worker {
     fn reserve(&mut self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
         let owner: Option<String> = self
             .conn
-            .query_row(
-                "SELECT client FROM relay_routes WHERE route = ?1",
-                params![route],
-                |r| r.get(0),
-            )
+            .query_row("SELECT client FROM relay_routes WHERE route = ?1", params![route], |r| r.get(0))
             .optional()?;
         match owner {
             Some(o) if o != client => return Ok(false),
@@ -282,18 +255,9 @@ impl Worker {
         if !self.state.granted.contains(old) || self.state.granted.contains(new) {
             return Ok(false);
         }
-        self.conn.execute(
-            "UPDATE mediations SET client = ?2 WHERE client = ?1",
-            params![old, new],
-        )?;
-        self.conn.execute(
-            "UPDATE recipients SET client = ?2 WHERE client = ?1",
-            params![old, new],
-        )?;
-        self.conn.execute(
-            "UPDATE messages SET client = ?2 WHERE client = ?1",
-            params![old, new],
-        )?;
+        self.conn.execute("UPDATE mediations SET client = ?2 WHERE client = ?1", params![old, new])?;
+        self.conn.execute("UPDATE recipients SET client = ?2 WHERE client = ?1", params![old, new])?;
+        self.conn.execute("UPDATE messages SET client = ?2 WHERE client = ?1", params![old, new])?;
         self.state.granted.remove(old);
         self.state.granted.insert(new.to_owned());
         for owner in self.state.owners.values_mut().filter(|o| *o == old) {
@@ -305,13 +269,7 @@ impl Worker {
         Ok(true)
     }
 
-    fn update(
-        &mut self,
-        client: &str,
-        recipient: &str,
-        add: bool,
-        max: u64,
-    ) -> Result<UpdateResult> {
+    fn update(&mut self, client: &str, recipient: &str, add: bool, max: u64) -> Result<UpdateResult> {
         let owner = self.state.owners.get(recipient).cloned();
         Ok(match (add, owner.as_deref()) {
             (true, Some(o)) if o == client => UpdateResult::NoChange,
@@ -326,16 +284,11 @@ impl Worker {
                     "INSERT INTO recipients (recipient, client, added_at) VALUES (?1, ?2, strftime('%s','now'))",
                     params![recipient, client],
                 )?;
-                self.state
-                    .owners
-                    .insert(recipient.to_owned(), client.to_owned());
+                self.state.owners.insert(recipient.to_owned(), client.to_owned());
                 UpdateResult::Success
             }
             (false, Some(o)) if o == client => {
-                self.conn.execute(
-                    "DELETE FROM recipients WHERE recipient = ?1",
-                    params![recipient],
-                )?;
+                self.conn.execute("DELETE FROM recipients WHERE recipient = ?1", params![recipient])?;
                 self.state.owners.remove(recipient);
                 if let Some(n) = self.state.per_client.get_mut(client) {
                     *n = n.saturating_sub(1);
@@ -349,16 +302,14 @@ impl Worker {
 
     fn recipients(&self, client: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
         let total = self.state.per_client.get(client).copied().unwrap_or(0);
-        let mut q = self.conn.prepare_cached("SELECT recipient FROM recipients WHERE client = ?1 ORDER BY recipient LIMIT ?2 OFFSET ?3")?;
+        let mut q = self.conn.prepare_cached(
+            "SELECT recipient FROM recipients WHERE client = ?1 ORDER BY recipient LIMIT ?2 OFFSET ?3",
+        )?;
         let rows = q.query_map(params![client, limit as i64, offset as i64], |r| r.get(0))?;
         Ok((rows.collect::<rusqlite::Result<_>>()?, total))
     }
 
-    fn enqueue(
-        &mut self,
-        m: NewMessage,
-        limits: QueueLimits,
-    ) -> Result<std::result::Result<Enqueued, Refused>> {
+    fn enqueue(&mut self, m: NewMessage, limits: QueueLimits) -> Result<std::result::Result<Enqueued, Refused>> {
         let Some(client) = self.state.owners.get(&m.recipient).cloned() else {
             return Ok(Err(Refused::UnknownRecipient));
         };
@@ -380,7 +331,10 @@ impl Worker {
     }
 
     fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus> {
-        let (sql, filter) = filter_sql("SELECT COUNT(*), COALESCE(SUM(size),0), MIN(received_at), MAX(received_at) FROM messages", recipient);
+        let (sql, filter) = filter_sql(
+            "SELECT COUNT(*), COALESCE(SUM(size),0), MIN(received_at), MAX(received_at) FROM messages",
+            recipient,
+        );
         let mut q = self.conn.prepare_cached(&sql)?;
         let row = |r: &rusqlite::Row| -> rusqlite::Result<QueueStatus> {
             Ok(QueueStatus {
@@ -396,77 +350,47 @@ impl Worker {
         })
     }
 
-    fn fetch(
-        &self,
-        client: &str,
-        recipient: Option<&str>,
-        limit: usize,
-        now: u64,
-    ) -> Result<Vec<Queued>> {
+    fn fetch(&self, client: &str, recipient: Option<&str>, limit: usize, now: u64) -> Result<Vec<Queued>> {
         let (sql, filter) = filter_sql("SELECT id, recipient, body FROM messages", recipient);
         let sql = format!("{sql} ORDER BY seq LIMIT {limit}");
         let mut q = self.conn.prepare_cached(&sql)?;
-        let map = |r: &rusqlite::Row| {
-            Ok(Queued {
-                id: r.get(0)?,
-                recipient: r.get(1)?,
-                body: r.get(2)?,
-            })
-        };
+        let map = |r: &rusqlite::Row| Ok(Queued { id: r.get(0)?, recipient: r.get(1)?, body: r.get(2)? });
         let rows = match filter {
-            Some(rec) => q
-                .query_map(params![client, now as i64, rec], map)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
-            None => q
-                .query_map(params![client, now as i64], map)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
+            Some(rec) => q.query_map(params![client, now as i64, rec], map)?.collect::<rusqlite::Result<Vec<_>>>()?,
+            None => q.query_map(params![client, now as i64], map)?.collect::<rusqlite::Result<Vec<_>>>()?,
         };
         Ok(rows)
     }
 
     fn ack(&mut self, client: &str, ids: &[String]) -> Result<u64> {
         let mut deleted = 0;
-        let mut sel = self
-            .conn
-            .prepare_cached("SELECT recipient, size FROM messages WHERE id = ?1 AND client = ?2")?;
+        let mut sel = self.conn.prepare_cached("SELECT recipient, size FROM messages WHERE id = ?1 AND client = ?2")?;
         let mut found = Vec::new();
         for id in ids {
-            if let Some(row) = sel
-                .query_row(params![id, client], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
-                .optional()?
+            if let Some(row) =
+                sel.query_row(params![id, client], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).optional()?
             {
                 found.push((id, row));
             }
         }
         drop(sel);
         for (id, (recipient, size)) in found {
-            deleted += self
-                .conn
-                .prepare_cached("DELETE FROM messages WHERE id = ?1")?
-                .execute(params![id])? as u64;
+            deleted += self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])? as u64;
             self.shrink(&recipient, 1, size as u64);
         }
         Ok(deleted)
     }
 
     fn purge(&mut self, now: u64) -> Result<u64> {
-        let mut q = self.conn.prepare("SELECT recipient, COUNT(*), SUM(size) FROM messages WHERE expires_at <= ?1 GROUP BY recipient")?;
+        let mut q = self
+            .conn
+            .prepare("SELECT recipient, COUNT(*), SUM(size) FROM messages WHERE expires_at <= ?1 GROUP BY recipient")?;
         let rows: Vec<(String, i64, i64)> = q
-            .query_map(params![now as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
+            .query_map(params![now as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         drop(q);
-        let n = self.conn.execute(
-            "DELETE FROM messages WHERE expires_at <= ?1",
-            params![now as i64],
-        )? as u64;
-        self.conn.execute(
-            "DELETE FROM oob WHERE expires_at <= ?1",
-            params![now as i64],
-        )?;
+        let n = self.conn.execute("DELETE FROM messages WHERE expires_at <= ?1", params![now as i64])? as u64;
+        self.conn.execute("DELETE FROM oob WHERE expires_at <= ?1", params![now as i64])?;
         for (r, count, bytes) in rows {
             self.shrink(&r, count as u64, bytes as u64);
         }
@@ -487,14 +411,8 @@ impl Worker {
 /// Adds the client/expiry filter (params ?1 client, ?2 now) and an optional recipient filter (?3).
 fn filter_sql<'a>(select: &str, recipient: Option<&'a str>) -> (String, Option<&'a str>) {
     match recipient {
-        Some(r) => (
-            format!("{select} WHERE client = ?1 AND expires_at > ?2 AND recipient = ?3"),
-            Some(r),
-        ),
-        None => (
-            format!("{select} WHERE client = ?1 AND expires_at > ?2"),
-            None,
-        ),
+        Some(r) => (format!("{select} WHERE client = ?1 AND expires_at > ?2 AND recipient = ?3"), Some(r)),
+        None => (format!("{select} WHERE client = ?1 AND expires_at > ?2"), None),
     }
 }
 
@@ -507,86 +425,38 @@ impl Store for SqliteStore {
         self.call(|r| Cmd::IsGranted(client.to_owned(), r)).await
     }
     async fn rotate_client(&self, old: &str, new: &str) -> Result<bool> {
-        self.call(|r| Cmd::Rotate(old.to_owned(), new.to_owned(), r))
+        self.call(|r| Cmd::Rotate(old.to_owned(), new.to_owned(), r)).await
+    }
+    async fn update_recipient(&self, client: &str, recipient: &str, add: bool, max: u64) -> Result<UpdateResult> {
+        self.call(|reply| Cmd::Update { client: client.to_owned(), recipient: recipient.to_owned(), add, max, reply })
             .await
     }
-    async fn update_recipient(
-        &self,
-        client: &str,
-        recipient: &str,
-        add: bool,
-        max: u64,
-    ) -> Result<UpdateResult> {
-        self.call(|reply| Cmd::Update {
-            client: client.to_owned(),
-            recipient: recipient.to_owned(),
-            add,
-            max,
-            reply,
-        })
-        .await
+    async fn recipients(&self, client: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
+        self.call(|r| Cmd::Recipients(client.to_owned(), offset, limit, r)).await
     }
-    async fn recipients(
-        &self,
-        client: &str,
-        offset: u64,
-        limit: u64,
-    ) -> Result<(Vec<String>, u64)> {
-        self.call(|r| Cmd::Recipients(client.to_owned(), offset, limit, r))
-            .await
-    }
-    async fn enqueue(
-        &self,
-        msg: NewMessage,
-        limits: QueueLimits,
-    ) -> Result<std::result::Result<Enqueued, Refused>> {
+    async fn enqueue(&self, msg: NewMessage, limits: QueueLimits) -> Result<std::result::Result<Enqueued, Refused>> {
         self.call(|r| Cmd::Enqueue(msg, limits, r)).await
     }
     async fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus> {
-        self.call(|r| Cmd::Status(client.to_owned(), recipient.map(str::to_owned), now, r))
-            .await
+        self.call(|r| Cmd::Status(client.to_owned(), recipient.map(str::to_owned), now, r)).await
     }
-    async fn fetch(
-        &self,
-        client: &str,
-        recipient: Option<&str>,
-        limit: usize,
-        now: u64,
-    ) -> Result<Vec<Queued>> {
-        self.call(|r| {
-            Cmd::Fetch(
-                client.to_owned(),
-                recipient.map(str::to_owned),
-                limit,
-                now,
-                r,
-            )
-        })
-        .await
+    async fn fetch(&self, client: &str, recipient: Option<&str>, limit: usize, now: u64) -> Result<Vec<Queued>> {
+        self.call(|r| Cmd::Fetch(client.to_owned(), recipient.map(str::to_owned), limit, now, r)).await
     }
     async fn ack(&self, client: &str, ids: &[String]) -> Result<u64> {
-        self.call(|r| Cmd::Ack(client.to_owned(), ids.to_vec(), r))
-            .await
+        self.call(|r| Cmd::Ack(client.to_owned(), ids.to_vec(), r)).await
     }
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         self.call(|r| Cmd::Purge(now, r)).await
     }
     async fn put_oob(&self, id: &str, invitation: &str, expires_at: u64) -> Result<()> {
-        self.call(|r| Cmd::PutOob(id.to_owned(), invitation.to_owned(), expires_at, r))
-            .await
+        self.call(|r| Cmd::PutOob(id.to_owned(), invitation.to_owned(), expires_at, r)).await
     }
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>> {
         self.call(|r| Cmd::GetOob(id.to_owned(), now, r)).await
     }
-    async fn reserve_route(
-        &self,
-        route: &[u8],
-        client: &str,
-        expires_at: u64,
-        max: u64,
-    ) -> Result<bool> {
-        self.call(|r| Cmd::Reserve(route.to_vec(), client.to_owned(), expires_at, max, r))
-            .await
+    async fn reserve_route(&self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
+        self.call(|r| Cmd::Reserve(route.to_vec(), client.to_owned(), expires_at, max, r)).await
     }
     async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool> {
         self.call(|r| Cmd::Reserved(route.to_vec(), now, r)).await

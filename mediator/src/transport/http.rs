@@ -15,12 +15,7 @@ use crate::router::{Channel, Outcome};
 use crate::server::App;
 
 /// Media types accepted on POST (with or without the `application/` prefix).
-const ACCEPTED: [&str; 4] = [
-    "didcomm-encrypted+json",
-    "didcomm-signed+json",
-    "didcomm-plain+json",
-    "json",
-];
+const ACCEPTED: [&str; 4] = ["didcomm-encrypted+json", "didcomm-signed+json", "didcomm-plain+json", "json"];
 
 /// Renders an outcome as an HTTP response.
 pub fn respond(o: Outcome) -> Response {
@@ -28,11 +23,8 @@ pub fn respond(o: Outcome) -> Response {
     match o.body {
         None => status.into_response(),
         Some(body) => {
-            let ct = if o.status == 200 {
-                "application/didcomm-encrypted+json"
-            } else {
-                "application/didcomm-plain+json"
-            };
+            let ct =
+                if o.status == 200 { "application/didcomm-encrypted+json" } else { "application/didcomm-plain+json" };
             (status, [(header::CONTENT_TYPE, ct)], body).into_response()
         }
     }
@@ -47,22 +39,10 @@ pub async fn post_didcomm(
 ) -> Response {
     if !app.rate.allow(peer.0.ip()) {
         Metrics::inc(&app.mediator.metrics.throttled);
-        return respond(Outcome::plain_problem(
-            429,
-            codes::RATE,
-            "too many requests from your address; slow down",
-        ));
+        return respond(Outcome::plain_problem(429, codes::RATE, "too many requests from your address; slow down"));
     }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let media = media.strip_prefix("application/").unwrap_or(&media);
     if !ACCEPTED.contains(&media) {
         return respond(Outcome::plain_problem(
@@ -83,11 +63,7 @@ pub async fn post_didcomm(
         }
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        return respond(Outcome::plain_problem(
-            400,
-            codes::MALFORMED,
-            "the body is not UTF-8 JSON",
-        ));
+        return respond(Outcome::plain_problem(400, codes::MALFORMED, "the body is not UTF-8 JSON"));
     };
     respond(app.mediator.handle(text, Channel::Http).await)
 }
@@ -95,11 +71,7 @@ pub async fn post_didcomm(
 /// `GET /.well-known/did.json` (did:web mediators) and `GET /did.json`.
 pub async fn did_json(State(app): State<Arc<App>>) -> Response {
     let doc = app.mediator.document().to_value();
-    (
-        [(header::CONTENT_TYPE, "application/did+json")],
-        doc.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/did+json")], doc.to_string()).into_response()
 }
 
 /// `GET /did`: the mediator's DID as text.
@@ -109,11 +81,7 @@ pub async fn did_text(State(app): State<Arc<App>>) -> String {
 
 /// `GET /invitation`: an OOB 2.0 invitation to request mediation (JSON).
 pub async fn invitation(State(app): State<Arc<App>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        app.mediator.invitation().to_json(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], app.mediator.invitation().to_json()).into_response()
 }
 
 /// Query of `GET /oob`.
@@ -128,18 +96,9 @@ pub async fn oob(State(app): State<Arc<App>>, Query(q): Query<OobQuery>) -> Resp
     let Some(id) = q.oobid.filter(|i| i.len() <= 64) else {
         return (StatusCode::BAD_REQUEST, "missing or bad _oobid").into_response();
     };
-    match app
-        .mediator
-        .store()
-        .get_oob(&id, did_core::didcomm::message::now())
-        .await
-    {
+    match app.mediator.store().get_oob(&id, did_core::didcomm::message::now()).await {
         Ok(Some(inv)) => ([(header::CONTENT_TYPE, "application/json")], inv).into_response(),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            "no such invitation (expired or never created)",
-        )
-            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such invitation (expired or never created)").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "oob lookup failed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -150,11 +109,7 @@ pub async fn oob(State(app): State<Arc<App>>, Query(q): Query<OobQuery>) -> Resp
 /// `GET /health`.
 pub async fn health(State(app): State<Arc<App>>) -> Response {
     let body = serde_json::json!({"status": "ok", "did": app.mediator.did().to_string(), "version": env!("CARGO_PKG_VERSION")});
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// `GET /metrics` (Prometheus text format).

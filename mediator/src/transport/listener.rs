@@ -29,11 +29,7 @@ pub struct Limited<L> {
 impl<L> Limited<L> {
     /// Wraps `inner`.
     pub fn new(inner: L, tracker: Arc<ConnTracker>, limits: Limits) -> Self {
-        Limited {
-            inner,
-            tracker,
-            limits,
-        }
+        Limited { inner, tracker, limits }
     }
 }
 
@@ -55,15 +51,7 @@ where
         loop {
             let (mut io, addr) = self.inner.accept().await;
             match self.tracker.try_open(addr.ip(), &self.limits) {
-                Ok(guard) => {
-                    return (
-                        Tracked {
-                            inner: io,
-                            _guard: guard,
-                        },
-                        addr,
-                    )
-                }
+                Ok(guard) => return (Tracked { inner: io, _guard: guard }, addr),
                 Err(reason) => {
                     tracing::debug!(%addr, reason, "connection refused");
                     let body = problem(None, codes::RATE, reason).to_json();
@@ -76,22 +64,16 @@ where
                         let mut buf = [0u8; 4096];
                         let mut seen = Vec::new();
                         let read_head = async {
-                            while !seen.windows(4).any(|w| w == b"\r\n\r\n")
-                                && seen.len() < 16 * 1024
-                            {
+                            while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < 16 * 1024 {
                                 match io.read(&mut buf).await {
                                     Ok(0) | Err(_) => break,
                                     Ok(n) => seen.extend_from_slice(&buf[..n]),
                                 }
                             }
                         };
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_head)
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_head).await;
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), io.write_all(resp.as_bytes()))
                             .await;
-                        let _ = tokio::time::timeout(
-                            std::time::Duration::from_secs(2),
-                            io.write_all(resp.as_bytes()),
-                        )
-                        .await;
                         let _ = io.shutdown().await;
                     });
                 }
@@ -115,21 +97,13 @@ where
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

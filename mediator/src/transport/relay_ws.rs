@@ -12,9 +12,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::relay::{
-    joined_frame, route_of, JoinStatus, Route, MAX_FRAME, OP_DATA, OP_JOIN, OP_LEAVE, ROUTE_LEN,
-};
+use crate::relay::{joined_frame, route_of, JoinStatus, Route, MAX_FRAME, OP_DATA, OP_JOIN, OP_LEAVE, ROUTE_LEN};
 use crate::server::App;
 
 /// Frames queued towards one relay connection before new ones are dropped.
@@ -22,9 +20,7 @@ const QUEUE: usize = 1024;
 
 /// `GET /relay`: upgrade.
 pub async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(app, socket))
+    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| run(app, socket))
 }
 
 async fn run(app: Arc<App>, socket: WebSocket) {

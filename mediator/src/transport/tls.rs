@@ -23,22 +23,17 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!(
-            "{} holds no certificate",
-            cert.display()
-        )));
+        return Err(Error::Tls(format!("{} holds no certificate", cert.display())));
     }
     let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
         .map_err(|e| Error::Tls(format!("{}: {e}", key.display())))?
         .ok_or_else(|| Error::Tls(format!("{} holds no private key", key.display())))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| Error::Tls(e.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Tls(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -68,9 +63,7 @@ impl TlsListener {
                 }
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, addr)).await;
                         }

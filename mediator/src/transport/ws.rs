@@ -87,10 +87,7 @@ async fn run(app: Arc<App>, socket: WebSocket, peer: PeerAddr) {
     m.metrics.ws_open.fetch_sub(1, Relaxed);
 }
 
-async fn send(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
-    o: Outcome,
-) -> Result<(), axum::Error> {
+async fn send(sink: &mut futures_util::stream::SplitSink<WebSocket, Frame>, o: Outcome) -> Result<(), axum::Error> {
     match o.body {
         Some(body) => sink.send(Frame::Text(body.into())).await,
         None => Ok(()),

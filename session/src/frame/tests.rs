@@ -15,51 +15,16 @@ fn enc(r: &Record) -> String {
 /// Byte-exact snapshots of every frame type (specs/session.md §4).
 #[test]
 fn snapshots() {
-    assert_eq!(
-        hex(&Header {
-            epoch: 2,
-            nonce: 0x0102030405060708
-        }
-        .encode()),
-        "01020102030405060708"
-    );
+    assert_eq!(hex(&Header { epoch: 2, nonce: 0x0102030405060708 }.encode()), "01020102030405060708");
     assert_eq!(enc(&Record::Open { id: 7 }), "0100000007");
     assert_eq!(
-        enc(&Record::Data {
-            id: 7,
-            offset: 0x1122,
-            data: b"hi"
-        }),
+        enc(&Record::Data { id: 7, offset: 0x1122, data: b"hi" }),
         "02000000070000000000001122".to_owned() + "00026869"
     );
-    assert_eq!(
-        enc(&Record::Fin {
-            id: 7,
-            final_offset: 2
-        }),
-        "03000000070000000000000002"
-    );
-    assert_eq!(
-        enc(&Record::Reset {
-            id: 7,
-            code: 0xdead
-        }),
-        "04000000070000dead"
-    );
-    assert_eq!(
-        enc(&Record::Window {
-            id: 7,
-            max_offset: 1 << 20
-        }),
-        "05000000070000000000100000"
-    );
-    assert_eq!(
-        enc(&Record::Close {
-            code: 1,
-            reason: "bye"
-        }),
-        "0600000001".to_owned() + "0003627965"
-    );
+    assert_eq!(enc(&Record::Fin { id: 7, final_offset: 2 }), "03000000070000000000000002");
+    assert_eq!(enc(&Record::Reset { id: 7, code: 0xdead }), "04000000070000dead");
+    assert_eq!(enc(&Record::Window { id: 7, max_offset: 1 << 20 }), "05000000070000000000100000");
+    assert_eq!(enc(&Record::Close { code: 1, reason: "bye" }), "0600000001".to_owned() + "0003627965");
     assert_eq!(enc(&Record::Ping), "07");
     let mut p = Vec::new();
     plain_header(5, 4, &mut p);
@@ -84,13 +49,7 @@ fn bad_input_is_an_error() {
 }
 
 fn arb_record() -> impl Strategy<Value = (u8, u32, u64, Vec<u8>, String)> {
-    (
-        0u8..7,
-        any::<u32>(),
-        any::<u64>(),
-        proptest::collection::vec(any::<u8>(), 0..300),
-        "[a-z ]{0,40}",
-    )
+    (0u8..7, any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..300), "[a-z ]{0,40}")
 }
 
 proptest! {

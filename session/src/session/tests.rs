@@ -8,13 +8,9 @@ use proptest::prelude::*;
 pub(crate) fn keys_pair() -> (Keys, Keys) {
     let b = snow::Builder::new(crate::handshake::NOISE_PARAMS.parse().unwrap());
     let a = b.generate_keypair().unwrap();
-    let c = snow::Builder::new(crate::handshake::NOISE_PARAMS.parse().unwrap())
-        .generate_keypair()
-        .unwrap();
-    let (a_sk, a_pk): ([u8; 32], [u8; 32]) =
-        (a.private.try_into().unwrap(), a.public.try_into().unwrap());
-    let (c_sk, c_pk): ([u8; 32], [u8; 32]) =
-        (c.private.try_into().unwrap(), c.public.try_into().unwrap());
+    let c = snow::Builder::new(crate::handshake::NOISE_PARAMS.parse().unwrap()).generate_keypair().unwrap();
+    let (a_sk, a_pk): ([u8; 32], [u8; 32]) = (a.private.try_into().unwrap(), a.public.try_into().unwrap());
+    let (c_sk, c_pk): ([u8; 32], [u8; 32]) = (c.private.try_into().unwrap(), c.public.try_into().unwrap());
     let d = [1u8; 32];
     let p = |l, r| Params {
         session_id: b"test",
@@ -114,10 +110,7 @@ impl Pair {
             moved = true;
         }
         if !moved {
-            let t = [self.a.poll_timeout(), self.b.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let t = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
             if let Some(t) = t {
                 self.now = self.now.max(t);
             }
@@ -171,11 +164,7 @@ fn transfer(pair: &mut Pair, data: &[u8], max_steps: usize) -> Vec<u8> {
             return got;
         }
     }
-    panic!(
-        "transfer did not finish: {} of {} bytes arrived",
-        got.len(),
-        data.len()
-    );
+    panic!("transfer did not finish: {} of {} bytes arrived", got.len(), data.len());
 }
 
 fn pattern(n: usize) -> Vec<u8> {
@@ -192,11 +181,7 @@ fn clean_path_delivers_in_order_with_fin() {
 
 #[test]
 fn loss_reordering_and_duplicates() {
-    let im = Impair {
-        loss: 0.05,
-        dup: 0.05,
-        reorder: 0.1,
-    };
+    let im = Impair { loss: 0.05, dup: 0.05, reorder: 0.1 };
     let mut p = Pair::new(Config::default(), 7, im);
     let data = pattern(4 << 20);
     assert_eq!(transfer(&mut p, &data, 1_000_000), data);
@@ -233,34 +218,22 @@ fn outage_then_path_reset_resumes() {
 
 #[test]
 fn peer_lost_after_deadline_on_both_sides() {
-    let cfg = Config {
-        peer_deadline: Duration::from_secs(5),
-        keepalive: Duration::from_secs(1),
-        ..Config::default()
-    };
+    let cfg = Config { peer_deadline: Duration::from_secs(5), keepalive: Duration::from_secs(1), ..Config::default() };
     let mut p = Pair::new(cfg, 5, Impair::default());
     p.step();
     p.outage = true;
     for _ in 0..100 {
         p.step();
     }
-    let closed = |s: &mut Session| {
-        std::iter::from_fn(|| s.poll_event()).any(|e| e == Event::Closed(CloseReason::PeerLost))
-    };
+    let closed =
+        |s: &mut Session| std::iter::from_fn(|| s.poll_event()).any(|e| e == Event::Closed(CloseReason::PeerLost));
     assert!(closed(&mut p.a) && closed(&mut p.b));
-    assert!(matches!(
-        p.a.open_stream(),
-        Err(Error::Closed(CloseReason::PeerLost))
-    ));
+    assert!(matches!(p.a.open_stream(), Err(Error::Closed(CloseReason::PeerLost))));
 }
 
 #[test]
 fn keepalives_keep_an_idle_session_alive() {
-    let cfg = Config {
-        peer_deadline: Duration::from_secs(5),
-        keepalive: Duration::from_secs(1),
-        ..Config::default()
-    };
+    let cfg = Config { peer_deadline: Duration::from_secs(5), keepalive: Duration::from_secs(1), ..Config::default() };
     let mut p = Pair::new(cfg, 9, Impair::default());
     let start = p.now;
     while p.now < start + Duration::from_secs(60) {
@@ -271,11 +244,7 @@ fn keepalives_keep_an_idle_session_alive() {
 
 #[test]
 fn reset_close_and_flow_control() {
-    let cfg = Config {
-        stream_window: 4096,
-        send_buffer: 8192,
-        ..Config::default()
-    };
+    let cfg = Config { stream_window: 4096, send_buffer: 8192, ..Config::default() };
     let mut p = Pair::new(cfg, 11, Impair::default());
     let id = p.a.open_stream().unwrap();
     // The receiver does not read: the sender may not have more than the window in flight.
@@ -284,10 +253,7 @@ fn reset_close_and_flow_control() {
         p.step();
     }
     let b_buffered: usize = p.b.streams.get(&id).map_or(0, |s| s.recv.buffer.len());
-    assert_eq!(
-        b_buffered, 4096,
-        "exactly the window is buffered at the receiver"
-    );
+    assert_eq!(b_buffered, 4096, "exactly the window is buffered at the receiver");
     // Reading frees credit; the sender gets Writable once its buffer drains.
     let mut got = Vec::new();
     for _ in 0..200 {
@@ -328,18 +294,8 @@ fn replayed_and_modified_packets_are_dropped_and_counted() {
 
 #[test]
 fn rekeying_is_transparent() {
-    let cfg = Config {
-        rekey_after_packets: 10,
-        ..Config::default()
-    };
-    let mut p = Pair::new(
-        cfg,
-        17,
-        Impair {
-            reorder: 0.2,
-            ..Impair::default()
-        },
-    );
+    let cfg = Config { rekey_after_packets: 10, ..Config::default() };
+    let mut p = Pair::new(cfg, 17, Impair { reorder: 0.2, ..Impair::default() });
     let data = pattern(2 << 20);
     assert_eq!(transfer(&mut p, &data, 200_000), data);
     assert!(p.a.stats().rekeys >= 3, "{:?}", p.a.stats());
@@ -347,22 +303,10 @@ fn rekeying_is_transparent() {
 
 #[test]
 fn many_streams_both_directions() {
-    let mut p = Pair::new(
-        Config::default(),
-        19,
-        Impair {
-            loss: 0.02,
-            reorder: 0.05,
-            dup: 0.02,
-        },
-    );
+    let mut p = Pair::new(Config::default(), 19, Impair { loss: 0.02, reorder: 0.05, dup: 0.02 });
     let mut expect = BTreeMap::new();
     for i in 0..20u8 {
-        let (s, data) = if i % 2 == 0 {
-            (&mut p.a, vec![i; 50_000 + i as usize])
-        } else {
-            (&mut p.b, vec![i; 30_000])
-        };
+        let (s, data) = if i % 2 == 0 { (&mut p.a, vec![i; 50_000 + i as usize]) } else { (&mut p.b, vec![i; 30_000]) };
         let id = s.open_stream().unwrap();
         assert_eq!(s.write(id, &data).unwrap(), data.len());
         s.finish(id).unwrap();
