@@ -15,7 +15,8 @@
 set -euo pipefail
 
 CARGO_FUZZ_VERSION=0.13.1
-ALL_TARGETS=(did_parse did_document did_peer message oob_url unpack mediator_router)
+ALL_TARGETS=(did_parse did_document did_peer message oob_url unpack mediator_router
+    session_frame session_handshake session_packets)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 seconds="${FUZZ_SECONDS:-20}"
@@ -56,7 +57,7 @@ for t in "${targets[@]}"; do
         tail -n 60 "$logs/$t"
     fi
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t" | tail -n1)"
-    summary+=("$(printf '%-13s %-8s %12s execs  corpus %s files' "$t" "$status" "${execs:-?}" \
+    summary+=("$(printf '%-17s %-8s %12s execs  corpus %s files' "$t" "$status" "${execs:-?}" \
         "$(find "$corpus" -type f | wc -l)")")
 done
 

@@ -160,7 +160,7 @@ async fn run(transport: Transport, url: String, mut cmds: mpsc::Receiver<Cmd>) {
                     }
                 },
                 inbound = stream.next() => match inbound {
-                    Some(Ok(Frame::Binary(b))) => deliver(&routes, Bytes::from(b), &url),
+                    Some(Ok(Frame::Binary(b))) => deliver(&routes, b, &url),
                     Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => ok = false,
                     Some(Ok(_)) => {}
                 },

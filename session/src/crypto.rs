@@ -58,6 +58,20 @@ impl Sealer {
         self.nonce = 0;
     }
 
+    /// Seals the plaintext that `write` appends into a packet in `out` (no extra copy):
+    /// header || ciphertext || tag.
+    pub fn seal_with(&mut self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+        let header = Header { epoch: self.epoch, nonce: self.nonce };
+        self.nonce += 1;
+        out.clear();
+        out.extend_from_slice(&header.encode());
+        write(out);
+        let (aad, body) = out.split_at_mut(HEADER_LEN);
+        // ChaCha20-Poly1305 encryption only fails for inputs over 256 GiB.
+        let tag = self.cipher.encrypt_in_place_detached(&noise_nonce(header.nonce), aad, body).unwrap_or_default();
+        out.extend_from_slice(&tag);
+    }
+
     /// Seals `plaintext` into a packet: header || ciphertext || tag.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) {
         let header = Header { epoch: self.epoch, nonce: self.nonce };

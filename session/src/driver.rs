@@ -169,9 +169,10 @@ struct Pipe {
     out: Vec<u8>,
     out_eof: bool,
     fin_passed: bool,
-    /// Bytes read from the session, not yet written to the application.
-    inb: Vec<u8>,
+    /// Bytes read from the session (`inb[inb_pos..inb_len]`), not yet written to the application.
+    inb: Box<[u8]>,
     inb_pos: usize,
+    inb_len: usize,
     in_fin: bool,
     in_shut: bool,
 }
@@ -227,8 +228,9 @@ impl Driver {
                 out: Vec::new(),
                 out_eof: false,
                 fin_passed: false,
-                inb: Vec::new(),
+                inb: vec![0u8; PIPE_BYTES].into_boxed_slice(),
                 inb_pos: 0,
+                inb_len: 0,
                 in_fin: false,
                 in_shut: false,
             },
@@ -297,20 +299,17 @@ impl Driver {
         let mut progress = false;
         let ids: Vec<u32> = self.pipes.keys().copied().collect();
         for id in ids {
-            let Some(pipe) = self.pipes.get_mut(&id) else {
-                continue;
-            };
+            let Some(pipe) = self.pipes.get_mut(&id) else { continue };
             // application → session
             loop {
                 if !pipe.out.is_empty() {
                     match self.session.write(id, &pipe.out) {
-                        Ok(0) => break,
+                        Ok(0) | Err(_) => break,
                         Ok(n) => {
                             pipe.out.drain(..n);
                             progress = true;
                             continue;
                         }
-                        Err(_) => break,
                     }
                 }
                 if pipe.out_eof {
@@ -324,7 +323,12 @@ impl Driver {
                 let mut rb = ReadBuf::new(&mut self.scratch);
                 match Pin::new(&mut pipe.io).poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) if rb.filled().is_empty() => pipe.out_eof = true,
-                    Poll::Ready(Ok(())) => pipe.out.extend_from_slice(rb.filled()),
+                    Poll::Ready(Ok(())) => {
+                        // Straight into the session; keep only what it cannot take yet.
+                        let data = rb.filled();
+                        let taken = self.session.write(id, data).unwrap_or(0);
+                        pipe.out.extend_from_slice(&data[taken..]);
+                    }
                     Poll::Ready(Err(_)) => pipe.out_eof = true,
                     Poll::Pending => break,
                 }
@@ -332,8 +336,8 @@ impl Driver {
             }
             // session → application
             loop {
-                if pipe.inb_pos < pipe.inb.len() {
-                    match Pin::new(&mut pipe.io).poll_write(cx, &pipe.inb[pipe.inb_pos..]) {
+                if pipe.inb_pos < pipe.inb_len {
+                    match Pin::new(&mut pipe.io).poll_write(cx, &pipe.inb[pipe.inb_pos..pipe.inb_len]) {
                         Poll::Ready(Ok(n)) => {
                             pipe.inb_pos += n;
                             progress = true;
@@ -350,39 +354,23 @@ impl Driver {
                     }
                 }
                 if pipe.in_fin {
-                    if !pipe.in_shut {
-                        match Pin::new(&mut pipe.io).poll_shutdown(cx) {
-                            Poll::Ready(_) => {
-                                pipe.in_shut = true;
-                                progress = true;
-                            }
-                            Poll::Pending => {}
-                        }
+                    if !pipe.in_shut && Pin::new(&mut pipe.io).poll_shutdown(cx).is_ready() {
+                        pipe.in_shut = true;
+                        progress = true;
                     }
                     break;
                 }
-                pipe.inb.resize(16 * 1024, 0);
                 pipe.inb_pos = 0;
+                pipe.inb_len = 0;
                 match self.session.read(id, &mut pipe.inb) {
-                    Ok(Read::Data(n)) => {
-                        pipe.inb.truncate(n);
-                        progress = true;
-                    }
-                    Ok(Read::Fin) => {
-                        pipe.inb.clear();
-                        pipe.in_fin = true;
-                        progress = true;
-                    }
-                    Ok(Read::WouldBlock) | Err(_) => {
-                        pipe.inb.clear();
-                        break;
-                    }
+                    Ok(Read::Data(n)) => pipe.inb_len = n,
+                    Ok(Read::Fin) => pipe.in_fin = true,
+                    Ok(Read::WouldBlock) | Err(_) => break,
                 }
+                progress = true;
             }
-            if let Some(p) = self.pipes.get(&id) {
-                if p.fin_passed && p.in_shut {
-                    self.pipes.remove(&id);
-                }
+            if self.pipes.get(&id).is_some_and(|p| p.fin_passed && p.in_shut) {
+                self.pipes.remove(&id);
             }
         }
         progress

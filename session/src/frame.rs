@@ -113,6 +113,17 @@ const T_WINDOW: u8 = 0x05;
 const T_CLOSE: u8 = 0x06;
 const T_PING: u8 = 0x07;
 
+/// Appends a DATA record whose payload `fill` writes (exactly `len` bytes) to `out`.
+pub fn encode_data_with(id: u32, offset: u64, len: u16, out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
+    out.put_u8(T_DATA);
+    out.put_u32(id);
+    out.put_u64(offset);
+    out.put_u16(len);
+    let before = out.len();
+    fill(out);
+    debug_assert_eq!(out.len() - before, len as usize);
+}
+
 /// Bytes a DATA record adds on top of its payload.
 pub const DATA_OVERHEAD: usize = 1 + 4 + 8 + 2;
 
@@ -124,7 +135,7 @@ impl Record<'_> {
             Record::Data { data, .. } => DATA_OVERHEAD + data.len(),
             Record::Fin { .. } | Record::Window { .. } => 13,
             Record::Reset { .. } => 9,
-            Record::Close { reason, .. } => 7 + reason.len(),
+            Record::Close { reason, .. } => 7 + clip_reason(reason).len(),
             Record::Ping => 1,
         }
     }
@@ -159,7 +170,7 @@ impl Record<'_> {
                 out.put_u64(*max_offset);
             }
             Record::Close { code, reason } => {
-                let r = &reason.as_bytes()[..reason.len().min(MAX_REASON)];
+                let r = clip_reason(reason).as_bytes();
                 out.put_u8(T_CLOSE);
                 out.put_u32(*code);
                 out.put_u16(r.len() as u16);
@@ -168,6 +179,16 @@ impl Record<'_> {
             Record::Ping => out.put_u8(T_PING),
         }
     }
+}
+
+/// A CLOSE reason as sent: at most `MAX_REASON` bytes, cut at a character boundary so it
+/// stays UTF-8 (the receiver refuses anything else).
+fn clip_reason(reason: &str) -> &str {
+    let mut n = reason.len().min(MAX_REASON);
+    while !reason.is_char_boundary(n) {
+        n -= 1;
+    }
+    &reason[..n]
 }
 
 /// Decodes the records of a plaintext body (after the 16-byte plaintext header).

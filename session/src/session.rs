@@ -52,9 +52,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            stream_window: 1 << 20,
-            send_buffer: 256 * 1024,
-            max_in_flight: 16 << 20,
+            stream_window: 16 << 20,
+            send_buffer: 1 << 20,
+            max_in_flight: 32 << 20,
             max_streams: 1024,
             max_reorder: 4096,
             ack_every: 8,
@@ -526,7 +526,17 @@ impl Session {
     /// Control records first, then stream data round-robin, filling one packet.
     fn build_body(&mut self) -> Vec<u8> {
         let budget = MAX_PLAINTEXT - PLAIN_HEADER_LEN;
-        let mut body = Vec::with_capacity(budget.min(16 * 1024));
+        let needed = self.control.len()
+            + self
+                .streams
+                .values()
+                .map(|s| {
+                    s.send.pending.len().min(s.send.max_offset.saturating_sub(s.send.offset) as usize)
+                        + DATA_OVERHEAD
+                        + 13
+                })
+                .sum::<usize>();
+        let mut body = Vec::with_capacity(needed.min(budget));
         let take = self.control.len().min(budget);
         // Control records are never split: they are small and appended whole.
         body.extend(self.control.drain(..take));
@@ -545,8 +555,15 @@ impl Session {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
             };
-            if let Some((offset, data)) = s.take_sendable(room - DATA_OVERHEAD - 13) {
-                Record::Data { id, offset, data: &data }.encode(&mut body);
+            let want = s.send.pending.len().min(room - DATA_OVERHEAD - 13);
+            let credit = s.send.max_offset.saturating_sub(s.send.offset) as usize;
+            let n = want.min(credit);
+            if n > 0 {
+                // The payload goes straight from the stream's buffer into the packet body.
+                let offset = s.send.offset;
+                frame::encode_data_with(id, offset, n as u16, &mut body, |out| {
+                    s.take_sendable_into(n, out);
+                });
                 self.rr_cursor = id;
                 if s.send.blocked && s.send.pending.len() < cap / 2 {
                     s.send.blocked = false;
@@ -572,13 +589,11 @@ impl Session {
             self.epoch_started = now;
             self.stats.rekeys += 1;
         }
-        let mut plain = std::mem::take(&mut self.plain);
-        plain.clear();
-        frame::plain_header(seq, self.recv_next - 1, &mut plain);
-        plain.extend_from_slice(body);
-        let mut pkt = Vec::new();
-        self.sealer.seal(&plain, &mut pkt);
-        self.plain = plain;
+        let mut pkt = Vec::with_capacity(frame::HEADER_LEN + PLAIN_HEADER_LEN + body.len() + frame::TAG_LEN);
+        self.sealer.seal_with(&mut pkt, |plain| {
+            frame::plain_header(seq, self.recv_next - 1, plain);
+            plain.extend_from_slice(body);
+        });
         self.last_send = now;
         self.ack_owed = 0;
         self.ack_at = None;

@@ -83,17 +83,22 @@ impl Stream {
     }
 
     /// Takes up to `limit` pending bytes the peer's credit allows; returns (offset, bytes).
-    pub fn take_sendable(&mut self, limit: usize) -> Option<(u64, Vec<u8>)> {
+    /// Appends up to `limit` pending bytes the peer's credit allows to `out`; returns the
+    /// offset of the first one.
+    pub fn take_sendable_into(&mut self, limit: usize, out: &mut Vec<u8>) -> Option<u64> {
         let credit = self.send.max_offset.saturating_sub(self.send.offset) as usize;
         let n = self.send.pending.len().min(credit).min(limit);
         if n == 0 {
             return None;
         }
         let off = self.send.offset;
-        let mut bytes = vec![0u8; n];
-        copy_out(&mut self.send.pending, &mut bytes);
+        let (a, b) = self.send.pending.as_slices();
+        let from_a = a.len().min(n);
+        out.extend_from_slice(&a[..from_a]);
+        out.extend_from_slice(&b[..n - from_a]);
+        self.send.pending.drain(..n);
         self.send.offset += n as u64;
-        Some((off, bytes))
+        Some(off)
     }
 
     /// Whether a FIN can be framed now (everything before it is framed).

@@ -116,7 +116,13 @@ async fn echo_fin_and_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_link_resumes_without_loss() {
     let cfg =
-        Config { rto_initial: Duration::from_millis(100), rto_min: Duration::from_millis(50), ..Config::default() };
+        // A small window keeps data in flight when the link is cut.
+        Config {
+            rto_initial: Duration::from_millis(100),
+            rto_min: Duration::from_millis(50),
+            stream_window: 1 << 18,
+            ..Config::default()
+        };
     let (ha, _ia, _hb, mut ib, w) = pair(cfg);
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let d2 = data.clone();

@@ -80,3 +80,20 @@ proptest! {
         let _ = split_plain(&bytes);
     }
 }
+
+/// Regression (fuzz target `session_frame`): a CLOSE reason over `MAX_REASON` bytes is cut
+/// at a character boundary, and `encoded_len` counts what `encode` writes, so the record
+/// always decodes again.
+#[test]
+fn long_close_reasons_are_cut_at_a_char_boundary() {
+    for reason in ["a".repeat(1032), format!("{}é{}", "a".repeat(MAX_REASON - 1), "b".repeat(10))] {
+        let rec = Record::Close { code: 1, reason: &reason };
+        let mut v = Vec::new();
+        rec.encode(&mut v);
+        assert_eq!(v.len(), rec.encoded_len());
+        match records(&v).collect::<Vec<_>>()[..] {
+            [Ok(Record::Close { code: 1, reason: r })] => assert!(reason.starts_with(r) && r.len() <= MAX_REASON),
+            ref other => panic!("{other:?}"),
+        }
+    }
+}
