@@ -53,6 +53,94 @@ pub enum Command {
     /// Run a DIDComm v2 mediator.
     #[command(subcommand)]
     Mediator(MediatorCommand),
+    /// Start an MPC session with these DIDs: sends them the signed session, prints an
+    /// invitation URL and QR code, waits until all joined, then runs the program as pid 0.
+    Invite(InviteArgs),
+    /// Join an MPC session (invitation URL, short link, session id, or `next` for the next
+    /// invitation to arrive), after checking that the local program matches; then run it.
+    Join(JoinArgs),
+    /// List the MPC invitations waiting for you (saved from your inbox).
+    Sessions,
+    /// Show the running (or last) MPC session: each peer's DID, pid, state, RTT and bytes.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole thing on this machine: an embedded mediator, N parties, and a real MPyC
+    /// program (secure statistics) run between them over didmpc.
+    Demo(DemoArgs),
+}
+
+/// How MPyC runs here.
+#[derive(Args, Debug, Clone)]
+pub struct MpcLocal {
+    /// Python interpreter with MPyC [default: $DIDMPC_PYTHON, else python3 on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Time allowed for the pairwise handshakes, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub handshake_timeout: u64,
+}
+
+/// `didmpc invite`.
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    /// The invitees' DIDs: they become pids 1, 2, … in this order (you are pid 0).
+    #[arg(required = true, value_name = "DID")]
+    pub dids: Vec<String>,
+    /// The MPyC program every party runs.
+    #[arg(long, value_name = "FILE")]
+    pub program: PathBuf,
+    /// MPyC threshold (-T) [default: MPyC's, (parties-1)/2].
+    #[arg(long, value_name = "T")]
+    pub threshold: Option<u32>,
+    /// Pass --ssl to MPyC (every party needs MPyC's .config/ certificates in its directory).
+    #[arg(long)]
+    pub ssl: bool,
+    /// How long invitees may take to join, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub join_timeout: u64,
+    /// A peer silent this long (seconds) ends the run with an error on every side.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub peer_deadline: u64,
+    /// Where MPyC runs.
+    #[command(flatten)]
+    pub local: MpcLocal,
+    /// Arguments for the program (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// `didmpc join`.
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// Invitation URL (`?_oob=` or `?_oobid=`), a session id from `didmpc sessions`, or
+    /// `next` to wait for the next invitation.
+    pub invitation: String,
+    /// The program file [default: the invitation's file name in the current directory].
+    #[arg(long, value_name = "FILE")]
+    pub program: Option<PathBuf>,
+    /// How long `next` waits for an invitation, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub wait: u64,
+    /// Where MPyC runs.
+    #[command(flatten)]
+    pub local: MpcLocal,
+}
+
+/// `didmpc demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Number of parties (2..=8).
+    #[arg(long, default_value_t = 3)]
+    pub parties: usize,
+    /// Python interpreter with MPyC [default: a venv with the pinned MPyC, created on first use].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Run the program's computation this many times (MPyC runtime restarted each time).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
 }
 
 /// `didmpc mediator …`

@@ -145,6 +145,11 @@ impl Agent {
         did_core::SecretStore::secret(&self.keys, kid)
     }
 
+    /// The HTTP/WebSocket client.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     /// The resolver (tests pin documents in it).
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
@@ -207,6 +212,34 @@ impl Agent {
             }
             link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
         }
+    }
+
+    /// Looks at up to `limit` queued messages and takes (acknowledges) only those `want`
+    /// accepts; the others stay queued for `inbox`.
+    pub async fn take_matching(
+        &self,
+        limit: usize,
+        want: impl Fn(&Message) -> bool,
+    ) -> Result<Vec<(Message, UnpackMetadata)>> {
+        let link = self.link();
+        let answer = link.request(pickup("delivery-request", json!({ "limit": limit }))).await?;
+        if answer.type_.ends_with("/status") {
+            return Ok(Vec::new());
+        }
+        let (mut taken, mut ids) = (Vec::new(), Vec::new());
+        for d in deliveries(&answer)? {
+            let id = d.id.clone();
+            if let Ok(m) = self.open(d).await.result {
+                if want(&m.0) {
+                    taken.push(m);
+                    ids.push(id);
+                }
+            }
+        }
+        if !ids.is_empty() {
+            link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
+        }
+        Ok(taken)
     }
 
     /// Follows the inbox live over the mediator's WebSocket until `stop` completes:

@@ -34,6 +34,19 @@ pub enum Error {
     /// Local state (agent file, keystore) is missing or broken.
     #[error("{0}")]
     State(String),
+    /// The MPC program failed.
+    #[error("{0}")]
+    Mpc(String),
+    /// A peer of the MPC session is gone for good.
+    #[error("lost pid {pid} ({did}): {why}")]
+    PeerLost {
+        /// Its pid.
+        pid: usize,
+        /// Its DID.
+        did: String,
+        /// What happened.
+        why: String,
+    },
     /// Local IO failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -1,17 +1,28 @@
 //! # gateway
 //!
 //! The party's agent: the link to its mediator (Coordinate Mediation 3.0, Pickup 3.0),
-//! sending and receiving DIDComm messages. Later: invite/join, sessions and the MPyC
-//! port map.
+//! sending and receiving DIDComm messages, pairwise Noise sessions, and the MPC session
+//! flow: invite and join (`invite`, `join`, `mpc`), the signed descriptor, the mesh of
+//! sessions, the loopback port map (`tunnel`), and launching MPyC (`runner`, `run`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod descriptor;
 pub mod error;
+pub mod flow;
+pub mod invite;
+pub mod join;
 pub mod link;
 pub mod mailbox;
+pub mod mesh;
+pub mod mpc;
 pub mod pairing;
 pub mod relay_client;
+pub mod run;
+pub mod runner;
+pub mod status;
 pub mod transport;
+pub mod tunnel;
 
 pub use agent::{Agent, AgentFile, Incoming};
 pub use error::{Error, Result};

@@ -81,6 +81,29 @@ pub async fn connect(
     cfg: Config,
     timeout: Duration,
 ) -> Result<Paired> {
+    let pending = initiate(agent, spec).await?;
+    let peer = spec.peer.to_string();
+    let id = pending.init_id.clone();
+    let (answer, _) = mailbox
+        .recv_matching(timeout, |(m, meta)| {
+            m.thid.as_deref() == Some(id.as_str()) && meta.sender.as_deref() == Some(peer.as_str())
+        })
+        .await
+        .map_err(|_| Error::Timeout(format!("the session answer of {}", spec.peer.fmt_short())))?;
+    pending.complete(&answer, relay, cfg)
+}
+
+/// A sent `init` waiting for its answer.
+pub struct Pending {
+    init: Initiator,
+    /// Id of the `init` message (answers carry it as `thid`).
+    pub init_id: String,
+    /// Whom it went to.
+    pub peer: Did,
+}
+
+/// Sends an `init` to `spec.peer`.
+pub async fn initiate(agent: &Agent, spec: &PairSpec) -> Result<Pending> {
     let me = agent.file.party.to_string();
     let local = own_static(agent).await?;
     let remote = peer_static(agent, &spec.peer).await?;
@@ -97,27 +120,33 @@ pub async fn connect(
         format!("{SESSION_1}/init"),
         json!({"session_id": b64e(&spec.session_id), "roster_digest": b64e(spec.roster_digest), "noise": b64e(&m1)}),
     );
-    let id = msg.id.clone();
+    let init_id = msg.id.clone();
     agent.send(msg, spec.peer.as_str()).await?;
-    let peer = spec.peer.to_string();
-    let (answer, _) = mailbox
-        .recv_matching(timeout, |(m, meta)| {
-            m.thid.as_deref() == Some(id.as_str()) && meta.sender.as_deref() == Some(peer.as_str())
-        })
-        .await
-        .map_err(|_| Error::Timeout(format!("the session answer of {}", spec.peer.fmt_short())))?;
-    if answer.type_ != format!("{SESSION_1}/accept") {
-        let why = answer.body.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
-        return Err(Error::Refused { who: spec.peer.fmt_short(), code: "session-reject".into(), comment: why.into() });
+    Ok(Pending { init, init_id, peer: spec.peer.clone() })
+}
+
+impl Pending {
+    /// Finishes the handshake with the peer's answer (`accept` or `reject`) and starts
+    /// the session over the relay route the peer reserved.
+    pub fn complete(self, answer: &Message, relay: &RelayClient, cfg: Config) -> Result<Paired> {
+        if answer.type_ != format!("{SESSION_1}/accept") {
+            let why = answer.body.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
+            return Err(Error::Refused {
+                who: self.peer.fmt_short(),
+                code: "session-reject".into(),
+                comment: why.into(),
+            });
+        }
+        let noise = field(answer, "noise")?;
+        let keys = self.init.finish(&noise).map_err(|e| Error::Protocol(e.to_string()))?;
+        let url =
+            answer.body["relay"]["url"].as_str().ok_or_else(|| Error::Protocol("accept without relay url".into()))?;
+        let route = route_field(&answer.body["relay"]["route"])?;
+        let hash = hex(&keys.handshake_hash);
+        let link = relay.link(url, RouteId { route, slot: 0 })?;
+        let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
+        Ok(Paired { handle, incoming, handshake_hash: hash })
     }
-    let noise = field(&answer, "noise")?;
-    let keys = init.finish(&noise).map_err(|e| Error::Protocol(e.to_string()))?;
-    let url = answer.body["relay"]["url"].as_str().ok_or_else(|| Error::Protocol("accept without relay url".into()))?;
-    let route = route_field(&answer.body["relay"]["route"])?;
-    let hash = hex(&keys.handshake_hash);
-    let link = relay.link(url, RouteId { route, slot: 0 })?;
-    let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
-    Ok(Paired { handle, incoming, handshake_hash: hash })
 }
 
 /// Answers an `init` (already received and authenticated from `spec.peer`): reserves a
@@ -170,7 +199,8 @@ pub async fn accept(
     Ok(Paired { handle, incoming, handshake_hash: hash })
 }
 
-async fn reject(agent: &Agent, init: &Message, reason: &str) {
+/// Answers an `init` with `reject` (best effort).
+pub async fn reject(agent: &Agent, init: &Message, reason: &str) {
     let mut m = Message::new(format!("{SESSION_1}/reject"), json!({ "reason": reason }));
     m.thid = Some(init.id.clone());
     if let Some(from) = &init.from {

@@ -140,6 +140,11 @@ impl Handle {
         }
     }
 
+    /// Why the session ended, if it has.
+    pub fn closed_now(&self) -> Option<CloseReason> {
+        self.closed.borrow().clone()
+    }
+
     /// The latest counters.
     pub fn stats(&self) -> Stats {
         self.stats.borrow().clone()
@@ -420,7 +425,7 @@ impl Future for Driver {
         if more {
             cx.waker().wake_by_ref();
         }
-        let _ = this.stats_tx.send(this.session.stats().clone());
+        let _ = this.stats_tx.send(this.session.snapshot());
         if this.session.closed().is_some() && this.pending.is_none() {
             if this.closed_tx.borrow().is_none() {
                 let _ = this.closed_tx.send(this.session.closed().cloned());

@@ -104,6 +104,16 @@ pub struct Stats {
     pub duplicates: u64,
     /// Key epochs started.
     pub rekeys: u64,
+    /// Application bytes taken by `write` (all streams).
+    pub bytes_written: u64,
+    /// Application bytes returned by `read` (all streams).
+    pub bytes_read: u64,
+    /// Smoothed round-trip time (microseconds), once measured.
+    pub srtt_us: Option<u64>,
+    /// Bytes sent and not yet acknowledged (filled by [`Session::snapshot`]).
+    pub unacked_bytes: u64,
+    /// Stream bytes, FINs and control records not yet sent (filled by [`Session::snapshot`]).
+    pub queued: u64,
 }
 
 struct Unacked {
@@ -195,6 +205,20 @@ impl Session {
         &self.stats
     }
 
+    /// Counters with the current backlog: when `unacked_bytes` and `queued` are both 0,
+    /// the peer has everything written so far.
+    pub fn snapshot(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.unacked_bytes = self.in_flight as u64;
+        s.queued = self.control.len() as u64
+            + self
+                .streams
+                .values()
+                .map(|st| st.send.pending.len() as u64 + u64::from(st.send.fin_requested && !st.send.fin_sent))
+                .sum::<u64>();
+        s
+    }
+
     /// Why the session ended, if it did.
     pub fn closed(&self) -> Option<&CloseReason> {
         match &self.state {
@@ -250,6 +274,7 @@ impl Session {
         if n < data.len() {
             s.send.blocked = true;
         }
+        self.stats.bytes_written += n as u64;
         Ok(n)
     }
 
@@ -283,6 +308,9 @@ impl Session {
         }
         if done {
             self.streams.remove(&id);
+        }
+        if let Read::Data(n) = &r {
+            self.stats.bytes_read += *n as u64;
         }
         Ok(r)
     }
@@ -387,10 +415,12 @@ impl Session {
             }
             if !front.resent {
                 let sample = now.saturating_duration_since(front.first_sent);
-                self.srtt = Some(match self.srtt {
+                let srtt = match self.srtt {
                     None => sample,
                     Some(s) => (s * 7 + sample) / 8,
-                });
+                };
+                self.srtt = Some(srtt);
+                self.stats.srtt_us = Some(srtt.as_micros() as u64);
             }
             self.in_flight -= front.body.len();
             self.unacked.pop_front();

@@ -1,9 +1,11 @@
 //! Command implementations: each turns parsed arguments into library calls and output.
 
 mod agent;
+mod demo;
 mod did;
 mod mediator;
 mod message;
+mod mpc;
 
 use std::io::Read;
 
@@ -21,6 +23,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Init { mediator } => agent::init(home, &mediator).await,
         Command::Send { to, text } => agent::send(home, &to, &text).await,
         Command::Inbox { follow, json } => agent::inbox(home, follow, json).await,
+        Command::Invite(a) => mpc::invite(home, a).await,
+        Command::Join(a) => mpc::join(home, a).await,
+        Command::Sessions => mpc::sessions(home).await,
+        Command::Status { json } => mpc::status(home, json),
+        Command::Demo(a) => demo::run(a).await,
     }
 }
 

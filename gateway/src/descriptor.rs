@@ -1,0 +1,186 @@
+//! The session descriptor: what an MPC session is (who, which program, which options,
+//! until when), signed by the host's DID. Every party checks the signature and its own
+//! program against it before anything runs (see `specs/mpc-session.md`).
+
+use std::path::Path;
+
+use did_core::jose::jws::{self, ParsedJws};
+use did_core::{Did, DidResolver, Relationship};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::agent::Agent;
+use crate::error::{Error, Result};
+
+/// JWS `typ` of a signed descriptor.
+pub const DESCRIPTOR_TYP: &str = "application/didmpc-session+json";
+/// Descriptor format version.
+pub const VERSION: u32 = 1;
+/// Most parties in one session.
+pub const MAX_PARTIES: usize = 64;
+
+/// The program every party must run, as digests they can compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// File name of the program (informational; the digest is what counts).
+    pub name: String,
+    /// SHA-256 of the program file, lowercase hex.
+    pub sha256: String,
+    /// Arguments passed to the program after the MPyC options.
+    pub args: Vec<String>,
+    /// `mpyc.__version__` the host runs.
+    pub mpyc: String,
+}
+
+/// MPyC options every party gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpcOptions {
+    /// `-T`: the threshold (None: MPyC's default, (m-1)/2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    /// Pass `--ssl` (MPyC's own TLS between parties, inside our tunnels).
+    #[serde(default)]
+    pub ssl: bool,
+}
+
+/// An MPC session as the host defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// Format version ([`VERSION`]).
+    pub v: u32,
+    /// Session id (base64url of 16 random bytes).
+    pub id: String,
+    /// The host's DID (also in the roster).
+    pub host: String,
+    /// The parties, in MPyC pid order.
+    pub roster: Vec<String>,
+    /// The program.
+    pub program: Program,
+    /// MPyC options.
+    pub mpyc: MpcOptions,
+    /// Proof policy (which identity proofs the host asks for; null: none).
+    #[serde(default)]
+    pub proofs: Value,
+    /// When it was made (Unix seconds).
+    pub created: u64,
+    /// Joining is possible until then (Unix seconds).
+    pub expires: u64,
+    /// A peer silent for this long ends the run with an error (seconds).
+    pub peer_deadline_secs: u64,
+}
+
+/// A descriptor with its signature, checked.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The descriptor.
+    pub descriptor: Descriptor,
+    /// The JWS (General JSON) as sent.
+    pub jws: Value,
+    /// SHA-256 of the signed payload: the roster digest bound into every Noise handshake.
+    pub digest: [u8; 32],
+}
+
+impl Descriptor {
+    /// Structural checks every party applies.
+    pub fn check(&self, now: u64) -> Result<()> {
+        let bad = |why: String| Err(Error::Protocol(format!("session descriptor: {why}")));
+        if self.v != VERSION {
+            return bad(format!("version {} (we speak {VERSION})", self.v));
+        }
+        if self.roster.len() < 2 || self.roster.len() > MAX_PARTIES {
+            return bad(format!("{} parties (2..={MAX_PARTIES} allowed)", self.roster.len()));
+        }
+        for (i, d) in self.roster.iter().enumerate() {
+            Did::parse(d)?;
+            if self.roster[..i].contains(d) {
+                return bad(format!("{d} appears twice in the roster"));
+            }
+        }
+        if !self.roster.contains(&self.host) {
+            return bad("the host is not in the roster".into());
+        }
+        if let Some(t) = self.mpyc.threshold {
+            if 2 * t as usize >= self.roster.len() {
+                return bad(format!("threshold {t} needs more than {} parties", 2 * t));
+            }
+        }
+        if self.expires <= now {
+            return bad("expired".into());
+        }
+        if self.program.sha256.len() != 64 {
+            return bad("program digest is not SHA-256 hex".into());
+        }
+        Ok(())
+    }
+
+    /// The pid of `did`, if invited.
+    pub fn pid_of(&self, did: &str) -> Option<usize> {
+        self.roster.iter().position(|d| d == did)
+    }
+
+    /// Signs with the host agent's authentication key.
+    pub async fn sign(&self, host: &Agent) -> Result<Signed> {
+        if self.host != host.file.party.as_str() {
+            return Err(Error::State("only the host signs its descriptor".into()));
+        }
+        let payload = serde_json::to_vec(self).map_err(|e| Error::State(e.to_string()))?;
+        let doc = host.resolver().resolve(&host.file.party).await?;
+        let (kid, key) = doc
+            .methods(Relationship::Authentication)
+            .find_map(|m| host.secret(&m.id).map(|k| (m.id.clone(), k)))
+            .ok_or_else(|| Error::State("no private authentication key for our DID".into()))?;
+        let signed = jws::sign(&payload, DESCRIPTOR_TYP, &kid, key)?;
+        let jws = serde_json::to_value(&signed).map_err(|e| Error::State(e.to_string()))?;
+        Ok(Signed { descriptor: self.clone(), jws, digest: Sha256::digest(&payload).into() })
+    }
+}
+
+/// Verifies a signed descriptor: signature by an authentication key of `host`, then
+/// [`Descriptor::check`].
+pub async fn verify(jws_value: &Value, resolver: &dyn DidResolver, now: u64) -> Result<Signed> {
+    let parsed = ParsedJws::parse(jws_value.clone())?;
+    let descriptor: Descriptor = serde_json::from_slice(&parsed.payload)
+        .map_err(|e| Error::Protocol(format!("session descriptor is malformed: {e}")))?;
+    let host = Did::parse(&descriptor.host)?;
+    let [sig] = &parsed.signatures[..] else {
+        return Err(Error::Protocol("session descriptor must carry exactly one signature".into()));
+    };
+    let doc = resolver.resolve(&host).await?;
+    let method = doc.methods(Relationship::Authentication).find(|m| m.id == sig.kid).ok_or_else(|| {
+        Error::Protocol(format!("descriptor signed by {}, not an authentication key of the host", sig.kid))
+    })?;
+    sig.verify(&method.key)?;
+    descriptor.check(now)?;
+    Ok(Signed { descriptor, jws: jws_value.clone(), digest: Sha256::digest(&parsed.payload).into() })
+}
+
+/// SHA-256 (hex) of a program file.
+pub fn program_digest(path: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::State(format!("cannot read the program {}: {e}", path.display())))?;
+    Ok(hex(&Sha256::digest(bytes)))
+}
+
+/// Lowercase hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// How the local program differs from the descriptor's, in words (None: it matches).
+pub fn program_mismatch(want: &Program, local: &Program) -> Option<String> {
+    let mut why = Vec::new();
+    if want.sha256 != local.sha256 {
+        why.push(format!(
+            "the program differs: {} has SHA-256 {}, the host's {} has {}",
+            local.name, local.sha256, want.name, want.sha256
+        ));
+    }
+    if want.mpyc != local.mpyc {
+        why.push(format!("MPyC versions differ: here {}, the host runs {}", local.mpyc, want.mpyc));
+    }
+    if want.args != local.args {
+        why.push(format!("arguments differ: here {:?}, the host's {:?}", local.args, want.args));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
