@@ -136,8 +136,11 @@ def main():
 
     deadline = t0 + opt.timeout
     timed_out = False
-    while any(p.poll() is None for p in procs):
+    while True:
+        codes = [p.poll() for p in procs]  # poll every party, every time
         now = time.monotonic()
+        if all(c is not None for c in codes):
+            break
         for i, p in enumerate(procs):
             if ended[i] is None and p.returncode is not None:
                 ended[i] = now
@@ -152,8 +155,8 @@ def main():
                 p.wait()
             break
         time.sleep(0.01)
-    wall = time.monotonic() - t0
     now = time.monotonic()
+    wall = now - t0
     ended = [e if e is not None else now for e in ended]
     for f in files:
         f.close()
@@ -192,7 +195,7 @@ def main():
         'wall_s': round(wall, 3),
         'party_wall_s': [round(e - s, 3) for s, e in zip(started, ended)],
         'exit_codes': codes, 'timed_out': timed_out,
-        'all_equal': all(r == results[0] for r in results),
+        'all_equal': ok and all(r == results[0] for r in results),
         'results': results, 'ports': ports,
         'log_dir': log_dir if (keep_logs or not ok) else None,
     }

@@ -158,10 +158,12 @@ pub async fn run(
             status.set_state(&format!("failed: {e}"));
         }
     }
-    // Let the close records leave before the drivers are dropped.
+    // Let the close records leave (through the relay links) before the process may exit:
+    // a peer that gets our reason fails with it at once instead of waiting out its deadline.
     for h in handles.iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_millis(500), h.closed()).await;
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     status_task.abort();
     status.write_now(&peer_rows(d, &handles)());
     outcome.map(|()| Report { pid: me, mesh: mesh_time, to_launch, total: t0.elapsed() })

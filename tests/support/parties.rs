@@ -1,0 +1,105 @@
+//! Parties as `didmpc` processes for end-to-end tests: a mediator process, `init`,
+//! `invite`, `join`, each CLI process in its own process group.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::mpyc;
+use super::support::{free_port, temp_path, Process};
+
+pub fn didmpc(home: &Path, cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_didmpc"));
+    c.arg("--home").arg(home).current_dir(cwd).env("RUST_LOG", "warn");
+    c
+}
+
+/// `init` a party at the mediator; returns (home, DID).
+pub fn party(url: &str) -> (PathBuf, String) {
+    let home = temp_path("home");
+    let out = didmpc(&home, &std::env::temp_dir()).args(["init", "--mediator", url]).output().unwrap();
+    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    (home, String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
+/// A running CLI process in its own process group (so MPyC dies with it when killed).
+pub struct Running {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command, name: &str) -> Running {
+        use std::os::unix::process::CommandExt;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        Running { child: cmd.spawn().unwrap(), name: name.to_owned() }
+    }
+
+    /// Waits up to `limit`; returns (success, stdout, stderr).
+    pub fn wait(mut self, limit: Duration) -> (bool, String, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > limit {
+                self.kill_group();
+                let (o, e) = self.output();
+                panic!("{} did not finish within {limit:?}\nstdout:\n{o}\nstderr:\n{e}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let (o, e) = self.output();
+        (status.success(), o, e)
+    }
+
+    pub fn output(&mut self) -> (String, String) {
+        let (mut o, mut e) = (String::new(), String::new());
+        if let Some(mut s) = self.child.stdout.take() {
+            let _ = s.read_to_string(&mut o);
+        }
+        if let Some(mut s) = self.child.stderr.take() {
+            let _ = s.read_to_string(&mut e);
+        }
+        (o, e)
+    }
+
+    pub fn kill_group(&mut self) {
+        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill_group();
+        }
+    }
+}
+
+pub struct Lab {
+    pub mediator: Process,
+    pub url: String,
+}
+
+pub fn lab() -> Lab {
+    let db = temp_path("mediator.db");
+    let m = Process::start(free_port(), &db, &db.parent().unwrap().join("mhome"));
+    Lab { url: m.url.clone(), mediator: m }
+}
+
+pub fn invite(home: &Path, cwd: &Path, dids: &[String], program: &str, extra: &[&str], args: &[&str]) -> Running {
+    let mut c = didmpc(home, cwd);
+    c.arg("invite").args(dids).args(["--program", program, "--python"]).arg(mpyc::python()).args(extra);
+    c.arg("--").args(args);
+    Running::spawn(c, "host")
+}
+
+pub fn join(home: &Path, cwd: &Path, name: &str) -> Running {
+    let mut c = didmpc(home, cwd);
+    c.args(["join", "next", "--wait", "120", "--python"]).arg(mpyc::python());
+    Running::spawn(c, name)
+}
