@@ -87,7 +87,10 @@ pub async fn join(
         }
     };
     join::check_program(&agent, &signed, &here).await?;
+    let joined_at = std::time::Instant::now();
     join::join_and_wait(&agent, &mut mailbox, &signed).await?;
     let relay = RelayClient::new(Transport::new()?);
-    run::run(agent, &mut mailbox, &relay, &signed, local.options(path)).await
+    let mut report = run::run(agent, &mut mailbox, &relay, &signed, local.options(path)).await?;
+    report.joined_at = Some(joined_at);
+    Ok(report)
 }

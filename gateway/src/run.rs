@@ -53,6 +53,14 @@ pub struct Report {
     pub to_launch: Duration,
     /// Whole run.
     pub total: Duration,
+    /// When MPyC was launched.
+    pub launched_at: Instant,
+    /// When MPyC first dialled a peer through the gateway (None: it never did, e.g. pid m-1).
+    pub first_dial_at: Option<Instant>,
+    /// When MPyC exited.
+    pub exited_at: Instant,
+    /// When this party sent `join` (invitees only).
+    pub joined_at: Option<Instant>,
 }
 
 /// Runs the session `signed` as our pid: establishes sessions, launches MPyC, supervises.
@@ -74,7 +82,8 @@ pub async fn run(
     let mesh_time = t0.elapsed();
     let handles: Vec<Option<Handle>> = peers.iter().map(|p| p.as_ref().map(|p| p.handle.clone())).collect();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let ports = tunnel::listen(me, &handles, ev_tx.clone()).await?;
+    let first_dial = Arc::new(std::sync::OnceLock::new());
+    let ports = tunnel::listen(me, &handles, first_dial.clone(), ev_tx.clone()).await?;
     let own = ports.ports[me];
     for p in peers.into_iter().flatten() {
         tunnel::serve_incoming(me, p.pid, p.incoming, p.handle.clone(), own, !d.mpyc.ssl, ev_tx.clone());
@@ -97,6 +106,7 @@ pub async fn run(
         cwd: opts.cwd.clone(),
     };
     let to_launch = t0.elapsed();
+    let launched_at = Instant::now();
     let mut running = launch.spawn(&ports, opts.sink.clone())?;
     status.set_state("running");
     let mut done = vec![false; d.roster.len()];
@@ -126,6 +136,7 @@ pub async fn run(
             },
         }
     };
+    let exited_at = Instant::now();
     running.drain().await;
     match &outcome {
         Ok(()) => {
@@ -166,7 +177,16 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(300)).await;
     status_task.abort();
     status.write_now(&peer_rows(d, &handles)());
-    outcome.map(|()| Report { pid: me, mesh: mesh_time, to_launch, total: t0.elapsed() })
+    outcome.map(|()| Report {
+        pid: me,
+        mesh: mesh_time,
+        to_launch,
+        total: t0.elapsed(),
+        launched_at,
+        first_dial_at: first_dial.get().copied(),
+        exited_at,
+        joined_at: None,
+    })
 }
 
 /// Waits until every session has nothing unacknowledged or unsent (bounded by `deadline`).

@@ -86,7 +86,7 @@ impl Transport {
     /// Opens a WebSocket.
     pub async fn connect(&self, uri: &str) -> Result<WsConn> {
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
-        let fut = tokio_tungstenite::connect_async_tls_with_config(uri, None, false, Some(connector));
+        let fut = tokio_tungstenite::connect_async_tls_with_config(uri, None, true, Some(connector));
         let (ws, _) = tokio::time::timeout(TIMEOUT, fut)
             .await
             .map_err(|_| Error::Timeout(uri.to_owned()))?

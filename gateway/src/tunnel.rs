@@ -7,7 +7,8 @@
 //! both ways (`copy_bidirectional` shuts down each half at EOF).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use session::driver::{Handle, Incoming, SessionStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,9 +76,11 @@ pub fn free_port() -> Result<u16> {
 
 /// Binds `G_ij` for every peer `j > me` (after its session is up) and returns the port
 /// map. `handles[j]` is the session with `j` (None at `me`).
+/// `first_dial` records when MPyC first dialled a peer.
 pub async fn listen(
     me: usize,
     handles: &[Option<Handle>],
+    first_dial: Arc<OnceLock<Instant>>,
     events: mpsc::UnboundedSender<TunnelEvent>,
 ) -> Result<PortMap> {
     let own = free_port()?;
@@ -91,7 +94,7 @@ pub async fn listen(
         let handle = h.clone().ok_or_else(|| Error::State(format!("no session with pid {j}")))?;
         let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         ports.push(l.local_addr()?.port());
-        tokio::spawn(dial_out(l, j, handle, events.clone()));
+        tokio::spawn(dial_out(l, j, handle, first_dial.clone(), events.clone()));
     }
     Ok(PortMap { me, ports })
 }
@@ -99,12 +102,19 @@ pub async fn listen(
 /// Accepts MPyC's connections to peer `j` and carries each over a new session stream.
 /// When the session is gone the listener is dropped, so later dials are refused
 /// (never accepted and dropped).
-async fn dial_out(l: TcpListener, j: usize, handle: Handle, events: mpsc::UnboundedSender<TunnelEvent>) {
+async fn dial_out(
+    l: TcpListener,
+    j: usize,
+    handle: Handle,
+    first_dial: Arc<OnceLock<Instant>>,
+    events: mpsc::UnboundedSender<TunnelEvent>,
+) {
     loop {
         let (tcp, _) = tokio::select! {
             r = l.accept() => match r { Ok(x) => x, Err(_) => continue },
             _ = handle.closed() => return,
         };
+        let _ = first_dial.set(Instant::now());
         let _ = tcp.set_nodelay(true);
         match handle.open().await {
             Ok(stream) => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -88,7 +89,8 @@ pub async fn serve(
             }
         }
         _ => {
-            let l = Limited::new(listener, conns, cfg.limits.clone());
+            // No Nagle: relayed frames and small DIDComm answers leave at once.
+            let l = Limited::new(listener.tap_io(|tcp| drop(tcp.set_nodelay(true))), conns, cfg.limits.clone());
             tokio::select! {
                 r = axum::serve(l, svc).with_graceful_shutdown(signal) => r,
                 _ = deadline => Ok(()),

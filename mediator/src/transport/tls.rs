@@ -61,6 +61,7 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
