@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (DIDMPC_FUZZ=1 also runs every fuzz target briefly). Installs what it needs (Rust components,
-# the pinned Python venvs) and fails loudly when something cannot run.
+# system packages, the pinned Python venvs) and fails loudly when something cannot run. Needs root (network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +11,14 @@ cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v python3 >/dev/null || { echo "python3 is required (the interop tests run PyPI didcomm)"; exit 1; }
 
-step "python venv for the DIDComm interop oracle"
+step "system packages (nftables, iproute2, openssl, python3-venv)"
+scripts/setup-system.sh --tests
+# The NAT lab tests build network namespaces: they need root and fail loudly without it.
+[ "$(id -u)" = 0 ] || { echo "the test suite needs root (the NAT lab builds network namespaces)"; exit 1; }
+
+step "python venvs (PyPI didcomm oracle, pinned MPyC)"
 tests/interop/python/setup-venv.sh >/dev/null
+mpc/setup-venv.sh >/dev/null
 
 step "format"
 cargo fmt --all -- --check

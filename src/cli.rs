@@ -75,7 +75,7 @@ pub enum Command {
 /// How MPyC runs here.
 #[derive(Args, Debug, Clone)]
 pub struct MpcLocal {
-    /// Python interpreter with MPyC [default: $DIDMPC_PYTHON, else python3 on PATH].
+    /// Python interpreter with MPyC [default: $DIDMPC_MPYC_PYTHON, else python3 on PATH].
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// Time allowed for the pairwise handshakes, in seconds.

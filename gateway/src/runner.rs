@@ -15,12 +15,12 @@ use crate::tunnel::PortMap;
 /// Where the program's output lines go (stdout and stderr alike).
 pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// The Python interpreter to use: `explicit`, else `$DIDMPC_PYTHON`, else `python3` on PATH.
+/// The Python interpreter to use: `explicit`, else `$DIDMPC_MPYC_PYTHON`, else `python3` on PATH.
 pub fn find_python(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    if let Some(p) = std::env::var_os("DIDMPC_PYTHON") {
+    if let Some(p) = std::env::var_os("DIDMPC_MPYC_PYTHON") {
         return Ok(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
