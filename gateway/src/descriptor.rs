@@ -111,6 +111,11 @@ impl Descriptor {
         if self.program.sha256.len() != 64 {
             return bad("program digest is not SHA-256 hex".into());
         }
+        if let Some(p) = crate::proof::Policy::from_value(&self.proofs)? {
+            if let Some(d) = p.parties.keys().find(|d| !self.roster.contains(d)) {
+                return bad(format!("the proof policy names {d}, who is not in the roster"));
+            }
+        }
         Ok(())
     }
 

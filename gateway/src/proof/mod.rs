@@ -1,0 +1,178 @@
+//! Wallet-linked identity proofs: before a host admits a party, the party proves its DID
+//! is linked to an identity the host's policy trusts (see `specs/proofs.md`).
+//!
+//! - [`siwe`]: Sign-In with Ethereum (EIP-4361) signed by an Ethereum account;
+//! - [`policy`]: the descriptor's `proofs` field;
+//! - [`admit`]: the host's check of what a `join` carries.
+
+pub mod eth;
+pub mod policy;
+pub mod siwe;
+pub mod time;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::descriptor::Signed;
+use crate::error::{Error, ProofReason, Result};
+pub use policy::{Kind, Policy, Rule, Trust};
+
+/// The statement of a session's SIWE message.
+pub const SIWE_STATEMENT: &str = "Link this Ethereum account to the DID in the URI below for one didmpc MPC session.";
+
+/// A proof as carried in the `join` body (`"proof": {...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Presented {
+    /// An EIP-4361 message and its `personal_sign` signature.
+    Siwe {
+        /// The exact message text.
+        message: String,
+        /// `0x` + 65 bytes hex.
+        signature: String,
+    },
+    /// A Verifiable Presentation (JSON-LD with a proof, or a JWT string).
+    Vp {
+        /// The presentation.
+        presentation: Value,
+    },
+}
+
+/// The identity a verified proof establishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The kind of proof.
+    pub kind: Kind,
+    /// For SIWE the account's did:pkh; for a VP the issuer's DID.
+    pub id: String,
+    /// For a VP the credential type(s) trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_type: Option<String>,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, &self.credential_type) {
+            (Kind::Siwe, _) => write!(f, "account {}", self.id),
+            (Kind::Vp, Some(t)) => write!(f, "{t} from {}", self.id),
+            (Kind::Vp, None) => write!(f, "credential from {}", self.id),
+        }
+    }
+}
+
+/// The session challenge: 32 hex digits of SHA-256 over a label and the signed
+/// descriptor's digest. It is the SIWE nonce and the VP challenge, so a proof made for
+/// one session (or one version of its descriptor) is worthless in another.
+pub fn challenge(signed: &Signed) -> String {
+    let mut h = Sha256::new();
+    h.update(b"didmpc proof challenge v1\0");
+    h.update(signed.digest);
+    eth::hex_encode(&h.finalize()[..16])
+}
+
+/// The session's domain in proofs: `<session id>.didmpc` (an RFC 3986 authority).
+pub fn domain(signed: &Signed) -> Result<String> {
+    let d = format!("{}.didmpc", signed.descriptor.id);
+    if !siwe::is_authority(&d) || d.contains([':', '@']) {
+        return Err(Error::Protocol(format!("session id {:?} cannot be a proof domain", signed.descriptor.id)));
+    }
+    Ok(d)
+}
+
+/// The session's policy (None: no proofs asked).
+pub fn policy_of(signed: &Signed) -> Result<Option<Policy>> {
+    Policy::from_value(&signed.descriptor.proofs)
+}
+
+/// The exact SIWE message `party` signs with `account` for this session, issued `now` and
+/// valid until the session's join deadline or the policy's longest validity, whichever
+/// comes first.
+pub fn siwe_message(signed: &Signed, party: &str, account: &eth::Account, now: u64) -> Result<siwe::Message> {
+    let max = policy_of(signed)?.map_or(policy::DEFAULT_MAX_VALIDITY_SECS, |p| p.max_validity_secs);
+    let expires = signed.descriptor.expires.min(now + max);
+    if expires <= now {
+        return Err(Error::State(format!("session {} is no longer open", signed.descriptor.id)));
+    }
+    Ok(siwe::Message {
+        scheme: None,
+        domain: domain(signed)?,
+        address: account.address,
+        statement: Some(SIWE_STATEMENT.to_owned()),
+        uri: party.to_owned(),
+        chain_id: account.chain,
+        nonce: challenge(signed),
+        issued_at: time::format(now),
+        expiration_time: Some(time::format(expires)),
+        not_before: None,
+        request_id: Some(signed.descriptor.id.clone()),
+        resources: Vec::new(),
+    })
+}
+
+/// Signs this session's SIWE message for `party` with a local key.
+pub fn siwe_sign(signed: &Signed, party: &str, key: &eth::LocalKey, chain: u64, now: u64) -> Result<Presented> {
+    let account = eth::Account { chain, address: key.address() };
+    let message = siwe_message(signed, party, &account, now)?.to_string();
+    let signature = format!("0x{}", eth::hex_encode(&key.personal_sign(message.as_bytes())?));
+    Ok(Presented::Siwe { message, signature })
+}
+
+/// The host's check of the proof `party` presented (`proof`: the `join` body's `proof`).
+/// Ok(None) when the session asks for no proof; Ok(Some(identity)) when the proof
+/// satisfies the policy; otherwise [`Error::Proof`] saying why.
+pub fn admit(signed: &Signed, party: &str, proof: Option<&Value>, now: u64) -> Result<Option<Identity>> {
+    let Some(policy) = policy_of(signed)? else { return Ok(None) };
+    let rule = policy.rule_for(party);
+    let Some(proof) = proof.filter(|p| !p.is_null()) else {
+        return Err(Error::proof(
+            ProofReason::Missing,
+            format!("this session asks for {}", policy.describe_for(party)),
+        ));
+    };
+    let presented: Presented = serde_json::from_value(proof.clone())
+        .map_err(|e| Error::proof(ProofReason::Malformed, format!("the proof is not understood: {e}")))?;
+    match presented {
+        Presented::Siwe { message, signature } => {
+            if !policy.accept.contains(&Kind::Siwe) || !rule.wants_account() {
+                return Err(Error::proof(
+                    ProofReason::KindNotAccepted,
+                    format!(
+                        "Sign-In with Ethereum is not accepted here; this session asks for {}",
+                        policy.describe_for(party)
+                    ),
+                ));
+            }
+            let domain = domain(signed)?;
+            let nonce = challenge(signed);
+            let expect = siwe::Expect {
+                domain: &domain,
+                nonce: &nonce,
+                uri: party,
+                max_validity_secs: policy.max_validity_secs,
+                now,
+            };
+            let v = siwe::verify(&message, &signature, &expect)?;
+            if !rule.admits_account(&v.account) {
+                return Err(Error::proof(
+                    ProofReason::WrongAccount,
+                    format!(
+                        "{} is not an account this session admits for {party} (it admits {})",
+                        v.account,
+                        rule.accounts.join(", ")
+                    ),
+                ));
+            }
+            Ok(Some(Identity { kind: Kind::Siwe, id: v.account.did_pkh(), credential_type: None }))
+        }
+        Presented::Vp { .. } => Err(Error::proof(
+            ProofReason::KindNotAccepted,
+            "Verifiable Presentations are not verified by this version yet".to_owned(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;
