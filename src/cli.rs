@@ -67,6 +67,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Identity proofs a session may ask for before it admits you.
+    #[command(subcommand)]
+    Proof(ProofCommand),
     /// The whole thing on this machine: an embedded mediator, N parties, and a real MPyC
     /// program (secure statistics) run between them over didmpc.
     Demo(DemoArgs),
@@ -104,6 +107,23 @@ pub struct InviteArgs {
     /// A peer silent this long (seconds) ends the run with an error on every side.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub peer_deadline: u64,
+    /// Admit this Ethereum account (did:pkh, CAIP-10 or 0x address) by Sign-In with
+    /// Ethereum; `INVITEE_DID=ACCOUNT` for one invitee only. Repeatable.
+    #[arg(long = "require-account", value_name = "[DID=]ACCOUNT")]
+    pub require_accounts: Vec<String>,
+    /// Ask every invitee for Sign-In with Ethereum from any account (shown, not checked).
+    #[arg(long)]
+    pub any_account: bool,
+    /// Trust credentials from this issuer DID (`INVITEE_DID=ISSUER` for one invitee);
+    /// with --credential-type, only those types. Repeatable.
+    #[arg(long = "trust-issuer", value_name = "[DID=]ISSUER")]
+    pub trust_issuers: Vec<String>,
+    /// Credential type accepted from the trusted issuers (repeatable; none: any type).
+    #[arg(long = "credential-type", value_name = "TYPE", requires = "trust_issuers")]
+    pub credential_types: Vec<String>,
+    /// Longest validity of an identity proof, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub proof_validity: Option<u64>,
     /// Where MPyC runs.
     #[command(flatten)]
     pub local: MpcLocal,
@@ -124,6 +144,13 @@ pub struct JoinArgs {
     /// How long `next` waits for an invitation, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub wait: u64,
+    /// If the session asks for Sign-In with Ethereum, sign it with this local key file
+    /// (else the proof made with `didmpc proof siwe` is used).
+    #[arg(long, value_name = "FILE")]
+    pub siwe_key: Option<PathBuf>,
+    /// EIP-155 chain id for --siwe-key.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub chain_id: u64,
     /// Where MPyC runs.
     #[command(flatten)]
     pub local: MpcLocal,
@@ -268,4 +295,40 @@ pub enum MessageCommand {
     },
     /// Unpack an envelope read from stdin with the stored identities' keys.
     Unpack,
+}
+
+/// `didmpc proof …`
+#[derive(Subcommand, Debug)]
+pub enum ProofCommand {
+    /// Sign-In with Ethereum for a session: prints the exact EIP-4361 message for a wallet
+    /// to sign (`--account`), then takes its signature back (`--signature`); or signs it
+    /// with a local key file (`--key`). The proof is kept for `didmpc join`.
+    Siwe(ProofSiweArgs),
+    /// Create a local secp256k1 account key file (mode 0600) for scripts; prints its address.
+    NewKey {
+        /// The new key file (must not exist).
+        out: PathBuf,
+    },
+}
+
+/// `didmpc proof siwe`.
+#[derive(Args, Debug)]
+pub struct ProofSiweArgs {
+    /// The session: invitation URL, session id (see `didmpc sessions`), or `next`.
+    pub invitation: String,
+    /// The wallet's account (0x address, CAIP-10 or did:pkh) the message is for.
+    #[arg(long, value_name = "ACCOUNT", conflicts_with_all = ["key", "signature"])]
+    pub account: Option<String>,
+    /// The wallet's `personal_sign` signature of the printed message (0x + 130 hex).
+    #[arg(long, value_name = "0x…", conflicts_with = "key")]
+    pub signature: Option<String>,
+    /// Sign with this local key file instead of a wallet.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// EIP-155 chain id (when the account is a bare address or a key file).
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub chain_id: u64,
+    /// How long to wait for `next`, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait: u64,
 }

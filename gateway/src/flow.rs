@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::invite::{self, Invitation, NewSession, Progress};
 use crate::join;
 use crate::mailbox::Mailbox;
+use crate::proof::Presented;
 use crate::relay_client::RelayClient;
 use crate::run::{self, Report, RunOptions};
 use crate::runner::{self, Sink};
@@ -62,6 +63,7 @@ pub async fn host(
 
 /// Joins the session `reference` names (see [`join::find`]) after checking the local
 /// program (`program`, or the descriptor's file name in `local.cwd`), then runs it.
+/// Presents no identity proof (see [`join_proving`]).
 pub async fn join(
     agent: Arc<Agent>,
     reference: &str,
@@ -69,6 +71,23 @@ pub async fn join(
     local: &Local,
     wait: Duration,
     on_found: impl FnOnce(&Signed),
+) -> Result<Report> {
+    join_proving(agent, reference, program, local, wait, on_found, &|_| Ok(None)).await
+}
+
+/// Makes the identity proof a session asks for (None: present none).
+pub type Prover<'a> = dyn Fn(&Signed) -> Result<Option<Presented>> + Sync + 'a;
+
+/// [`join`], presenting the proof `prove` makes for the session (asked only when the
+/// session's policy wants one; it runs after the program check, before joining).
+pub async fn join_proving(
+    agent: Arc<Agent>,
+    reference: &str,
+    program: Option<&Path>,
+    local: &Local,
+    wait: Duration,
+    on_found: impl FnOnce(&Signed),
+    prove: &Prover<'_>,
 ) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
     let signed = join::find(&agent, &mut mailbox, reference, wait).await?;
@@ -87,8 +106,19 @@ pub async fn join(
         }
     };
     join::check_program(&agent, &signed, &here).await?;
+    let proof = match crate::proof::policy_of(&signed)? {
+        Some(policy) => Some(prove(&signed)?.ok_or_else(|| {
+            Error::State(format!(
+                "session {} asks for {}; make one with `didmpc proof siwe {}` (or join with --siwe-key FILE)",
+                signed.descriptor.id,
+                policy.describe_for(agent.file.party.as_str()),
+                signed.descriptor.id
+            ))
+        })?),
+        None => None,
+    };
     let joined_at = std::time::Instant::now();
-    join::join_and_wait(&agent, &mut mailbox, &signed).await?;
+    join::join_and_wait(&agent, &mut mailbox, &signed, proof.as_ref()).await?;
     let relay = RelayClient::new(Transport::new()?);
     let mut report = run::run(agent, &mut mailbox, &relay, &signed, local.options(path)).await?;
     report.joined_at = Some(joined_at);

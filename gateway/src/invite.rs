@@ -61,12 +61,26 @@ pub enum Progress {
         /// Why.
         why: String,
     },
-    /// An invitee joined.
+    /// An invitee joined (its proof, if the policy asks for one, verified).
     Joined {
         /// Invitee.
         did: String,
         /// Its pid.
         pid: usize,
+        /// The identity its proof established (None: the session asks for no proof).
+        identity: Option<crate::proof::Identity>,
+    },
+    /// An invitee's join was refused because its identity proof failed; it may retry
+    /// until the session expires.
+    Refused {
+        /// Invitee.
+        did: String,
+        /// Its pid.
+        pid: usize,
+        /// The problem report code sent back.
+        code: String,
+        /// Why.
+        why: String,
     },
     /// Who is still missing.
     Waiting {
@@ -169,8 +183,25 @@ pub async fn await_joins(
             abort(host, signed, &why).await;
             return Err(Error::Refused { who: sender, code: "declined".into(), comment: reason });
         }
+        if !missing.contains(&pid) {
+            continue;
+        }
+        let identity = match crate::proof::admit(signed, &sender, m.body.get("proof"), now()) {
+            Ok(id) => id,
+            Err(e) => {
+                let reason = e.proof_reason().map_or("malformed", |r| r.code());
+                let code = format!("e.p.req.proof.{reason}");
+                let why = e.to_string();
+                tracing::warn!(from = %sender, session = %d.id, %why, "identity proof refused");
+                if let Err(e) = host.send(problem(&m, &code, &why), &sender).await {
+                    tracing::warn!(to = %sender, error = %e, "could not send the refusal");
+                }
+                progress(Progress::Refused { did: sender.clone(), pid, code, why });
+                continue;
+            }
+        };
         if missing.remove(&pid) {
-            progress(Progress::Joined { did: sender.clone(), pid });
+            progress(Progress::Joined { did: sender.clone(), pid, identity });
             if !missing.is_empty() {
                 progress(Progress::Waiting { missing: missing.iter().map(|&j| d.roster[j].clone()).collect() });
             }

@@ -114,10 +114,23 @@ pub async fn decline(agent: &Agent, signed: &Signed, reason: &str) {
     }
 }
 
-/// Joins and waits for `start` (until the descriptor expires, plus a minute for stragglers).
-pub async fn join_and_wait(agent: &Agent, mailbox: &mut Mailbox, signed: &Signed) -> Result<()> {
+/// Joins (presenting `proof` if the policy asks for one) and waits for `start` (until the
+/// descriptor expires, plus a minute for stragglers). A refused proof comes back as a
+/// problem report: [`Error::Refused`] with its code (`e.p.req.proof.<reason>`).
+pub async fn join_and_wait(
+    agent: &Agent,
+    mailbox: &mut Mailbox,
+    signed: &Signed,
+    proof: Option<&crate::proof::Presented>,
+) -> Result<()> {
     let d = &signed.descriptor;
-    agent.send(mpc::message("join", signed, json!({})), &d.host).await?;
+    let body = match proof {
+        Some(p) => json!({ "proof": serde_json::to_value(p).map_err(|e| Error::State(e.to_string()))? }),
+        None => json!({}),
+    };
+    let join = mpc::message("join", signed, body);
+    let join_id = join.id.clone();
+    agent.send(join, &d.host).await?;
     let wait = Duration::from_secs(d.expires.saturating_sub(now()) + 60);
     let host = d.host.clone();
     let (m, _) = mailbox
@@ -125,7 +138,7 @@ pub async fn join_and_wait(agent: &Agent, mailbox: &mut Mailbox, signed: &Signed
             meta.sender.as_deref() == Some(host.as_str())
                 && (mpc::is(m, "start", &d.id)
                     || mpc::is(m, "abort", &d.id)
-                    || (m.type_.ends_with("/problem-report") && m.pthid.is_some()))
+                    || (m.type_.ends_with("/problem-report") && m.pthid.as_deref() == Some(join_id.as_str())))
         })
         .await
         .map_err(|_| Error::Timeout(format!("the start of session {} from the host", d.id)))?;
@@ -133,7 +146,8 @@ pub async fn join_and_wait(agent: &Agent, mailbox: &mut Mailbox, signed: &Signed
         return Ok(());
     }
     let why = m.body.get("reason").or_else(|| m.body.get("comment")).and_then(Value::as_str).unwrap_or("no reason");
-    Err(Error::Refused { who: d.host.clone(), code: "aborted".into(), comment: why.to_owned() })
+    let code = m.body.get("code").and_then(Value::as_str).unwrap_or("aborted");
+    Err(Error::Refused { who: d.host.clone(), code: code.to_owned(), comment: why.to_owned() })
 }
 
 /// The program file for `signed` here: `explicit`, else the descriptor's file name in `dir`.

@@ -6,6 +6,7 @@ mod did;
 mod mediator;
 mod message;
 mod mpc;
+mod proof;
 
 use std::io::Read;
 
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Join(a) => mpc::join(home, a).await,
         Command::Sessions => mpc::sessions(home).await,
         Command::Status { json } => mpc::status(home, json),
+        Command::Proof(c) => proof::run(home, c).await,
         Command::Demo(a) => demo::run(a).await,
     }
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use did_core::Did;
-use gateway::descriptor::{Descriptor, MpcOptions};
+use gateway::descriptor::{Descriptor, MpcOptions, Signed};
 use gateway::flow::{self, Local};
 use gateway::invite::{Invitation, NewSession, Progress};
+use gateway::proof::eth::LocalKey;
+use gateway::proof::{Policy, Presented};
 use gateway::run::Report;
 use gateway::{join, mpc, runner, status, Agent};
 use serde_json::Value;
@@ -41,11 +43,43 @@ pub(super) async fn invite(home_flag: Option<&Path>, a: InviteArgs) -> Result<()
         options: MpcOptions { threshold: a.threshold, ssl: a.ssl },
         ttl: Duration::from_secs(a.join_timeout),
         peer_deadline: Duration::from_secs(a.peer_deadline),
-        proofs: Value::Null,
+        proofs: policy(&a)?,
     };
     let report = flow::host(agent, new, &a.program, &local, print_invitation, &print_progress).await?;
     print_report(&report);
     Ok(())
+}
+
+/// The proof policy the invite flags ask for (null: none).
+fn policy(a: &InviteArgs) -> Result<Value> {
+    let mut p = Policy::default();
+    let split = |s: &str| match s.rsplit_once('=') {
+        Some((who, what)) => (Some(who.to_owned()), what.to_owned()),
+        None => (None, s.to_owned()),
+    };
+    for r in &a.require_accounts {
+        let (who, acct) = split(r);
+        p.require_account(who.as_deref(), &super::proof::account(&acct, 1)?);
+    }
+    if a.any_account {
+        p.accept_any_account(None);
+    }
+    for t in &a.trust_issuers {
+        let (who, issuer) = split(t);
+        Did::parse(&issuer).with_context(|| format!("--trust-issuer {issuer} is not a DID"))?;
+        p.trust_issuer(who.as_deref(), &issuer, &a.credential_types);
+    }
+    if let Some(v) = a.proof_validity {
+        p.max_validity_secs = v;
+    }
+    if p.accept.is_empty() {
+        return Ok(Value::Null);
+    }
+    for who in p.parties.keys() {
+        anyhow::ensure!(a.dids.contains(who), "a proof rule names {who}, who is not invited");
+    }
+    p.check()?;
+    Ok(p.to_value())
 }
 
 fn print_invitation(inv: &Invitation) {
@@ -64,7 +98,13 @@ fn print_progress(p: Progress) {
     match p {
         Progress::Reached { did, via } => eprintln!("  reached  {} (via {via})", short(&did)),
         Progress::Unreachable { did, why } => eprintln!("  UNREACHABLE {}: {why}", short(&did)),
-        Progress::Joined { did, pid } => eprintln!("  joined   {} as pid {pid}", short(&did)),
+        Progress::Joined { did, pid, identity: None } => eprintln!("  joined   {} as pid {pid}", short(&did)),
+        Progress::Joined { did, pid, identity: Some(id) } => {
+            eprintln!("  joined   {} as pid {pid}, verified {id}", short(&did))
+        }
+        Progress::Refused { did, pid, code, why } => {
+            eprintln!("  REFUSED  {} (pid {pid}) {code}: {why}", short(&did))
+        }
         Progress::Waiting { missing } => {
             let names: Vec<String> = missing.iter().map(|d| short(d)).collect();
             eprintln!("  waiting for {}: {}", names.len(), names.join(", "));
@@ -94,13 +134,32 @@ pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
     let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
     let local = local(&a.local)?;
     let me = agent.file.party.to_string();
-    let report = flow::join(agent, &a.invitation, a.program.as_deref(), &local, Duration::from_secs(a.wait), |s| {
+    let home = agent.home.clone();
+    let key = a.siwe_key.as_deref().map(LocalKey::load).transpose()?;
+    let chain = a.chain_id;
+    let prove = |s: &Signed| -> gateway::Result<Option<Presented>> {
+        let policy = gateway::proof::policy_of(s)?;
+        if let (Some(key), Some(p)) = (&key, &policy) {
+            if p.accept.contains(&gateway::proof::Kind::Siwe) {
+                let proof = gateway::proof::siwe_sign(s, &me, key, chain, did_core::didcomm::message::now())?;
+                eprintln!("presenting Sign-In with Ethereum as {}", key.address().did_pkh(chain));
+                return Ok(Some(proof));
+            }
+        }
+        let saved = gateway::proof::store::load(&home, &s.descriptor.id)?;
+        if saved.is_some() {
+            eprintln!("presenting the proof made with `didmpc proof`");
+        }
+        Ok(saved)
+    };
+    let wait = Duration::from_secs(a.wait);
+    let on_found = |s: &Signed| {
         describe(&s.descriptor);
         if let Some(pid) = s.descriptor.pid_of(&me) {
             eprintln!("joining as pid {pid}; waiting for the others");
         }
-    })
-    .await?;
+    };
+    let report = flow::join_proving(agent, &a.invitation, a.program.as_deref(), &local, wait, on_found, &prove).await?;
     print_report(&report);
     Ok(())
 }

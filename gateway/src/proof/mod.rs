@@ -8,6 +8,7 @@
 pub mod eth;
 pub mod policy;
 pub mod siwe;
+pub mod store;
 pub mod time;
 
 use std::fmt;

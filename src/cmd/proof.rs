@@ -1,0 +1,98 @@
+//! `didmpc proof`: identity proofs a session asks for (Sign-In with Ethereum).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use did_core::didcomm::message::now;
+use gateway::descriptor::Signed;
+use gateway::mailbox::Mailbox;
+use gateway::proof::eth::{Account, LocalKey};
+use gateway::proof::{self, store, Presented};
+use gateway::{join, Agent};
+
+use crate::cli::{ProofCommand, ProofSiweArgs};
+use crate::home;
+
+pub(super) async fn run(home_flag: Option<&Path>, c: ProofCommand) -> Result<()> {
+    match c {
+        ProofCommand::Siwe(a) => siwe(home_flag, a).await,
+        ProofCommand::NewKey { out } => {
+            let key = LocalKey::generate();
+            key.save(&out)?;
+            eprintln!("wrote {} (mode 0600); its account:", out.display());
+            println!("{}", key.address().did_pkh(1));
+            Ok(())
+        }
+    }
+}
+
+/// A bare 0x address takes `chain`; CAIP-10 and did:pkh carry their own.
+pub(super) fn account(s: &str, chain: u64) -> Result<Account> {
+    let mut a = Account::parse(s)?;
+    if s.trim().starts_with("0x") {
+        a.chain = chain;
+    }
+    Ok(a)
+}
+
+/// Checks `p` as the host will, then keeps it for `didmpc join`.
+fn check_and_keep(agent: &Agent, signed: &Signed, p: &Presented) -> Result<()> {
+    let party = agent.file.party.as_str();
+    let value = serde_json::to_value(p)?;
+    match proof::admit(signed, party, Some(&value), now()) {
+        Ok(Some(id)) => eprintln!("verified: {id}"),
+        Ok(None) => {
+            // No policy: still check the signature, so a bad one is caught here.
+            if let Presented::Siwe { message, signature } = p {
+                let (domain, nonce) = (proof::domain(signed)?, proof::challenge(signed));
+                let expect = proof::siwe::Expect {
+                    domain: &domain,
+                    nonce: &nonce,
+                    uri: party,
+                    max_validity_secs: proof::policy::DEFAULT_MAX_VALIDITY_SECS,
+                    now: now(),
+                };
+                let v = proof::siwe::verify(message, signature, &expect)?;
+                eprintln!("verified: account {} (this session asks for no proof)", v.account.did_pkh());
+            }
+        }
+        Err(e) => bail!("the host would refuse this proof: {e}"),
+    }
+    let path = store::save(&agent.home, &signed.descriptor.id, p)?;
+    eprintln!("kept in {}; now run: didmpc join {}", path.display(), signed.descriptor.id);
+    Ok(())
+}
+
+async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
+    let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
+    let mut mailbox = Mailbox::start(agent.clone());
+    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait)).await?;
+    join::save(&agent, &signed)?;
+    let id = signed.descriptor.id.clone();
+    let party = agent.file.party.to_string();
+    if let Some(policy) = proof::policy_of(&signed)? {
+        eprintln!("session {id} asks for {}", policy.describe_for(&party));
+    }
+    if let Some(path) = &a.key {
+        let key = LocalKey::load(path)?;
+        let p = proof::siwe_sign(&signed, &party, &key, a.chain_id, now())?;
+        if let Presented::Siwe { message, .. } = &p {
+            println!("{message}");
+        }
+        return check_and_keep(&agent, &signed, &p);
+    }
+    if let Some(signature) = &a.signature {
+        let message = store::load_pending(&agent.home, &id)?;
+        let p = Presented::Siwe { message, signature: signature.trim().to_owned() };
+        return check_and_keep(&agent, &signed, &p);
+    }
+    let acct = a.account.as_deref().context("say which account signs: --account 0x… (or --key FILE)")?;
+    let message = proof::siwe_message(&signed, &party, &account(acct, a.chain_id)?, now())?.to_string();
+    store::save_pending(&agent.home, &id, &message)?;
+    eprintln!("sign this exact message (no trailing newline) with personal_sign, then run:");
+    eprintln!("  didmpc proof siwe {id} --signature 0x…");
+    println!("{message}");
+    Ok(())
+}
