@@ -1,0 +1,78 @@
+//! What an identity proof costs the host: verifying one Sign-In with Ethereum proof (parse,
+//! EIP-191 digest, secp256k1 recovery, policy) next to one pairwise Noise handshake of the
+//! session setup (both messages, both sides), measured in the same run.
+
+use std::time::Duration;
+
+use criterion::{criterion_main, Criterion};
+use gateway::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
+use gateway::proof::eth::{Account, LocalKey};
+use gateway::proof::{self, Policy};
+use serde_json::Value;
+use session::handshake::{respond, Initiator, Params, NOISE_PARAMS};
+use sha2::Digest;
+
+const ALICE: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+const HOST: &str = "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WXWSkDu8K4p";
+
+fn session_with(policy: Value, now: u64) -> Signed {
+    let d = Descriptor {
+        v: VERSION,
+        id: "AAECAwQFBgcICQoLDA0ODw".into(),
+        host: HOST.into(),
+        roster: vec![HOST.into(), ALICE.into()],
+        program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
+        mpyc: MpcOptions::default(),
+        proofs: policy,
+        created: now,
+        expires: now + 600,
+        peer_deadline_secs: 30,
+    };
+    let digest = sha2::Sha256::digest(serde_json::to_vec(&d).expect("json")).into();
+    Signed { descriptor: d, jws: Value::Null, digest }
+}
+
+fn bench(c: &mut Criterion) {
+    let now = did_core::didcomm::message::now();
+    let key = LocalKey::generate();
+    let mut p = Policy::default();
+    p.require_account(None, &Account { chain: 1, address: key.address() });
+    let s = session_with(p.to_value(), now);
+    let presented = serde_json::to_value(proof::siwe_sign(&s, ALICE, &key, 1, now).expect("sign")).expect("json");
+    assert!(proof::admit(&s, ALICE, Some(&presented), now).expect("admitted").is_some());
+
+    let gen = || snow::Builder::new(NOISE_PARAMS.parse().expect("params")).generate_keypair().expect("keypair");
+    let (a, b) = (gen(), gen());
+    let k32 = |v: Vec<u8>| -> [u8; 32] { v.try_into().expect("32 bytes") };
+    let (a_sk, a_pk, b_sk, b_pk) = (k32(a.private), k32(a.public), k32(b.private), k32(b.public));
+    let d = [0u8; 32];
+    let params = |l, r| Params {
+        session_id: b"bench",
+        roster_digest: &d,
+        initiator_did: "did:ex:a",
+        responder_did: "did:ex:b",
+        local_static: l,
+        remote_static: r,
+    };
+
+    let mut g = c.benchmark_group("admission");
+    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    g.bench_function("siwe_verify_and_policy", |bch| {
+        bch.iter(|| proof::admit(&s, ALICE, Some(&presented), now).expect("admitted"))
+    });
+    g.bench_function("noise_handshake_pair", |bch| {
+        bch.iter(|| {
+            let (init, m1) = Initiator::start(&params(&a_sk, &b_pk)).expect("m1");
+            let (_kb, m2) = respond(&params(&b_sk, &a_pk), &m1).expect("m2");
+            init.finish(&m2).expect("keys")
+        })
+    });
+    g.finish();
+}
+
+fn benches() {
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+}
+
+criterion_main!(benches);
