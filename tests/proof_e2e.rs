@@ -83,4 +83,10 @@ fn a_party_with_the_wrong_account_is_refused_and_never_runs_and_the_right_one_ru
     assert!(err0.contains(&format!("verified account {good_account}")), "and the verified identity: {err0}");
     let (r0, r1) = (mpyc::result_of(&out0).expect("host RESULT"), mpyc::result_of(&out1).expect("party RESULT"));
     assert_eq!(r0, r1);
+    // `status` on both sides names the verified account of pid 1.
+    for (home, dir, line) in [(&h0, &dir0, "pid 1 verified"), (&h1, &dir1, "you (pid 1) verified")] {
+        let out = didmpc(home, dir).arg("status").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("{line}: account {good_account}")), "{text}");
+    }
 }

@@ -32,8 +32,9 @@ pub struct Local {
 }
 
 impl Local {
-    fn options(&self, program: PathBuf) -> RunOptions {
+    fn options(&self, program: PathBuf, identities: Vec<Option<String>>) -> RunOptions {
         RunOptions {
+            identities,
             python: self.python.clone(),
             program,
             cwd: Some(self.cwd.clone()),
@@ -56,9 +57,9 @@ pub async fn host(
     let mut mailbox = Mailbox::start(agent.clone());
     let inv = invite::create(&agent, new, progress).await?;
     on_invitation(&inv);
-    invite::await_joins(&agent, &mut mailbox, &inv.signed, progress).await?;
+    let identities = invite::await_joins(&agent, &mut mailbox, &inv.signed, progress).await?;
     let relay = RelayClient::new(Transport::new()?);
-    run::run(agent, &mut mailbox, &relay, &inv.signed, local.options(program.to_path_buf())).await
+    run::run(agent, &mut mailbox, &relay, &inv.signed, local.options(program.to_path_buf(), identities)).await
 }
 
 /// Joins the session `reference` names (see [`join::find`]) after checking the local
@@ -118,9 +119,9 @@ pub async fn join_proving(
         None => None,
     };
     let joined_at = std::time::Instant::now();
-    join::join_and_wait(&agent, &mut mailbox, &signed, proof.as_ref()).await?;
+    let identities = join::join_and_wait(&agent, &mut mailbox, &signed, proof.as_ref()).await?;
     let relay = RelayClient::new(Transport::new()?);
-    let mut report = run::run(agent, &mut mailbox, &relay, &signed, local.options(path)).await?;
+    let mut report = run::run(agent, &mut mailbox, &relay, &signed, local.options(path, identities)).await?;
     report.joined_at = Some(joined_at);
     Ok(report)
 }

@@ -152,8 +152,9 @@ pub async fn await_joins(
     mailbox: &mut Mailbox,
     signed: &Signed,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<()> {
+) -> Result<Vec<Option<String>>> {
     let d = &signed.descriptor;
+    let mut identities: Vec<Option<String>> = vec![None; d.roster.len()];
     let mut missing: BTreeSet<usize> = (0..d.roster.len()).filter(|&j| d.roster[j] != d.host).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(d.expires.saturating_sub(now()));
     progress(Progress::Waiting { missing: missing.iter().map(|&j| d.roster[j].clone()).collect() });
@@ -201,16 +202,18 @@ pub async fn await_joins(
             }
         };
         if missing.remove(&pid) {
+            identities[pid] = identity.as_ref().map(ToString::to_string);
             progress(Progress::Joined { did: sender.clone(), pid, identity });
             if !missing.is_empty() {
                 progress(Progress::Waiting { missing: missing.iter().map(|&j| d.roster[j].clone()).collect() });
             }
         }
     }
-    for (did, r) in mpc::broadcast(host, signed, "start", json!({})).await {
+    // Everyone learns which identity each party proved (null where no proof was asked).
+    for (did, r) in mpc::broadcast(host, signed, "start", json!({ "identities": identities })).await {
         r.map_err(|e| Error::Transport { uri: did, reason: format!("cannot send start: {e}") })?;
     }
-    Ok(())
+    Ok(identities)
 }
 
 /// Tells everyone the session is off.

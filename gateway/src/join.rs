@@ -122,7 +122,7 @@ pub async fn join_and_wait(
     mailbox: &mut Mailbox,
     signed: &Signed,
     proof: Option<&crate::proof::Presented>,
-) -> Result<()> {
+) -> Result<Vec<Option<String>>> {
     let d = &signed.descriptor;
     let body = match proof {
         Some(p) => json!({ "proof": serde_json::to_value(p).map_err(|e| Error::State(e.to_string()))? }),
@@ -143,7 +143,11 @@ pub async fn join_and_wait(
         .await
         .map_err(|_| Error::Timeout(format!("the start of session {} from the host", d.id)))?;
     if mpc::is(&m, "start", &d.id) {
-        return Ok(());
+        // The identities the host verified, per pid (absent or null: none).
+        let ids = m.body.get("identities").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut out: Vec<Option<String>> = ids.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+        out.resize(d.roster.len(), None);
+        return Ok(out);
     }
     let why = m.body.get("reason").or_else(|| m.body.get("comment")).and_then(Value::as_str).unwrap_or("no reason");
     let code = m.body.get("code").and_then(Value::as_str).unwrap_or("aborted");

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub session: session::Config,
     /// Time allowed for all pairwise handshakes.
     pub mesh_timeout: Duration,
+    /// Per pid, the identity the host verified (account or issuer), if a proof was asked.
+    pub identities: Vec<Option<String>>,
 }
 
 /// How a run went.
@@ -77,6 +79,7 @@ pub async fn run(
     let mut cfg = opts.session.clone();
     cfg.peer_deadline = Duration::from_secs(d.peer_deadline_secs.max(1));
     let status = Status::new(&agent.home, d, me);
+    status.set_identity(opts.identities.get(me).cloned().flatten());
     status.set_state("connecting");
     let peers = mesh::establish(&agent, mailbox, relay, signed, cfg, opts.mesh_timeout).await?;
     let mesh_time = t0.elapsed();
@@ -97,7 +100,7 @@ pub async fn run(
             });
         }
     }
-    let status_task = status.spawn_writer(peer_rows(d, &handles));
+    let status_task = status.spawn_writer(peer_rows(d, &handles, &opts.identities));
     let launch = Launch {
         python: opts.python.clone(),
         program: opts.program.clone(),
@@ -176,7 +179,7 @@ pub async fn run(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     status_task.abort();
-    status.write_now(&peer_rows(d, &handles)());
+    status.write_now(&peer_rows(d, &handles, &opts.identities)());
     outcome.map(|()| Report {
         pid: me,
         mesh: mesh_time,
@@ -203,15 +206,20 @@ async fn flush(handles: &[Option<Handle>], deadline: tokio::time::Instant) {
     }
 }
 
-fn peer_rows(d: &crate::descriptor::Descriptor, handles: &[Option<Handle>]) -> impl Fn() -> Vec<PeerStatus> {
+fn peer_rows(
+    d: &crate::descriptor::Descriptor,
+    handles: &[Option<Handle>],
+    identities: &[Option<String>],
+) -> impl Fn() -> Vec<PeerStatus> {
     let roster = d.roster.clone();
     let handles = handles.to_vec();
+    let identities = identities.to_vec();
     move || {
         handles
             .iter()
             .enumerate()
             .filter_map(|(j, h)| h.as_ref().map(|h| (j, h)))
-            .map(|(j, h)| PeerStatus::from_session(j, &roster[j], h))
+            .map(|(j, h)| PeerStatus::from_session(j, &roster[j], h, identities.get(j).cloned().flatten()))
             .collect()
     }
 }

@@ -31,11 +31,14 @@ pub struct PeerStatus {
     pub bytes_sent: u64,
     /// Application bytes received from it.
     pub bytes_received: u64,
+    /// The identity its proof established (account or credential issuer), if one was asked.
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 impl PeerStatus {
     /// The row for the session with pid `pid`.
-    pub fn from_session(pid: usize, did: &str, h: &Handle) -> PeerStatus {
+    pub fn from_session(pid: usize, did: &str, h: &Handle, identity: Option<String>) -> PeerStatus {
         let s = h.stats();
         let state = match h.closed_now() {
             None => "up".to_owned(),
@@ -49,6 +52,7 @@ impl PeerStatus {
             rtt_ms: s.srtt_us.map(|us| us as f64 / 1000.0),
             bytes_sent: s.bytes_written,
             bytes_received: s.bytes_read,
+            identity,
         }
     }
 }
@@ -64,6 +68,9 @@ pub struct StatusFile {
     pub pid: usize,
     /// Our DID.
     pub did: String,
+    /// The identity our proof established, if the session asked for one.
+    #[serde(default)]
+    pub identity: Option<String>,
     /// `connecting`, `running`, `finished` or `failed: …`.
     pub state: String,
     /// Unix seconds of the last update.
@@ -87,11 +94,17 @@ impl Status {
             program: d.program.name.clone(),
             pid: me,
             did: d.roster[me].clone(),
+            identity: None,
             state: "starting".into(),
             updated: did_core::didcomm::message::now(),
             peers: Vec::new(),
         };
         Status { path: home.join(STATUS_FILE), file: Arc::new(Mutex::new(file)) }
+    }
+
+    /// Records the identity our proof established.
+    pub fn set_identity(&self, identity: Option<String>) {
+        self.lock().identity = identity;
     }
 
     /// Sets the state and writes the file.

@@ -237,6 +237,12 @@ pub(super) fn status(home_flag: Option<&Path>, as_json: bool) -> Result<()> {
             bytes(p.bytes_received)
         );
     }
+    if let Some(id) = &st.identity {
+        println!("you (pid {}) verified: {id}", st.pid);
+    }
+    for p in st.peers.iter().filter(|p| p.identity.is_some()) {
+        println!("pid {} verified: {}", p.pid, p.identity.as_deref().unwrap_or_default());
+    }
     if st.state.starts_with("failed") {
         bail!("the session failed");
     }
