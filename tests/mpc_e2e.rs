@@ -116,13 +116,19 @@ fn a_party_killed_mid_run_ends_everyone_with_a_clear_error() {
     std::thread::sleep(Duration::from_secs(2));
     let killed = Instant::now();
     j2.kill_group();
+    // Each survivor fails with a clear error within the deadline. Which loss it notices first
+    // depends on timing: party 2's silence, or party 1 failing on it (party 1 then closes its
+    // sessions or goes silent too); at least one of them names party 2.
+    let mut named = Vec::new();
     for r in [host, j1] {
         let name = r.name.clone();
         let (ok, out, err) = r.wait(Duration::from_secs(60));
         assert!(!ok, "{name} must fail: {out}");
-        assert!(err.contains("lost pid 2") && err.contains(&parties[2].1), "{name} names the lost party: {err}");
+        assert!(err.contains("error: lost pid"), "{name} says which party it lost: {err}");
         assert!(killed.elapsed() < Duration::from_secs(30), "{name} ended within the deadline");
+        named.push(err.contains("lost pid 2") && err.contains(&parties[2].1));
     }
+    assert!(named.contains(&true), "someone names the killed party");
 }
 
 #[test]
