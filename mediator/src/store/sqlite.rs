@@ -391,6 +391,7 @@ impl Worker {
         drop(q);
         let n = self.conn.execute("DELETE FROM messages WHERE expires_at <= ?1", params![now as i64])? as u64;
         self.conn.execute("DELETE FROM oob WHERE expires_at <= ?1", params![now as i64])?;
+        self.conn.execute("DELETE FROM relay_routes WHERE expires_at <= ?1", params![now as i64])?;
         for (r, count, bytes) in rows {
             self.shrink(&r, count as u64, bytes as u64);
         }
