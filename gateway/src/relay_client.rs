@@ -3,13 +3,19 @@
 //! routes and tells each session to resend what is unacknowledged.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream};
 use session::{Link, LinkEvent};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, Result};
 use crate::link::backoff;
@@ -31,17 +37,18 @@ pub struct RouteId {
     pub slot: u8,
 }
 
-enum Cmd {
-    Add(RouteId, mpsc::Sender<LinkEvent>),
-    Send([u8; ROUTE_LEN], Bytes),
-    Remove([u8; ROUTE_LEN]),
+/// A session joining the connection: its route, where its packets go, where they come from.
+struct NewRoute {
+    id: RouteId,
+    tx: mpsc::Sender<LinkEvent>,
+    out: mpsc::Receiver<Bytes>,
 }
 
 /// Relay connections by URL.
 #[derive(Clone)]
 pub struct RelayClient {
     transport: Transport,
-    conns: Arc<Mutex<HashMap<String, mpsc::Sender<Cmd>>>>,
+    conns: Arc<Mutex<HashMap<String, mpsc::Sender<NewRoute>>>>,
 }
 
 impl RelayClient {
@@ -65,18 +72,9 @@ impl RelayClient {
             }
         };
         let (in_tx, in_rx) = mpsc::channel(1024);
-        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(1024);
-        cmd.try_send(Cmd::Add(route, in_tx))
+        let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
+        cmd.try_send(NewRoute { id: route, tx: in_tx, out: out_rx })
             .map_err(|_| Error::Transport { uri: url.to_owned(), reason: "relay connection is overloaded".into() })?;
-        // Tag the session's packets with its route.
-        tokio::spawn(async move {
-            while let Some(p) = out_rx.recv().await {
-                if cmd.send(Cmd::Send(route.route, p)).await.is_err() {
-                    return;
-                }
-            }
-            let _ = cmd.send(Cmd::Remove(route.route)).await;
-        });
         Ok(Link { tx: out_tx, rx: in_rx })
     }
 }
@@ -89,88 +87,210 @@ fn frame(op: u8, route: &[u8; ROUTE_LEN], tail: &[u8]) -> Bytes {
     b.freeze()
 }
 
-/// Owns one relay WebSocket: connects, joins, pumps frames, reconnects.
-async fn run(transport: Transport, url: String, mut cmds: mpsc::Receiver<Cmd>) {
-    let mut routes: HashMap<[u8; ROUTE_LEN], (u8, mpsc::Sender<LinkEvent>)> = HashMap::new();
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Routes = HashMap<[u8; ROUTE_LEN], (u8, mpsc::Sender<LinkEvent>)>;
+
+/// Why [`Conn::poll_io`] returned.
+enum Exit {
+    /// The WebSocket failed or closed: reconnect.
+    Lost,
+    /// No session uses the connection and none can come: close it.
+    Done,
+}
+
+/// The routes of one relay connection. One task polls everything itself (new routes, each
+/// session's packets, the socket both ways): a packet meets no other task between the
+/// session driver and the socket, in either direction.
+struct Conn {
+    url: String,
+    cmds: mpsc::Receiver<NewRoute>,
+    cmds_open: bool,
+    /// Our slot and the session's inbound queue, by route.
+    routes: Routes,
+    /// Each session's outbound packets.
+    outs: Vec<([u8; ROUTE_LEN], mpsc::Receiver<Bytes>)>,
+    /// Where the next round over `outs` starts (fairness between sessions).
+    next_out: usize,
+    /// JOIN frames of routes added while connected, not yet sent.
+    joins: Vec<Bytes>,
+    /// Frames were handed to the socket and not yet flushed.
+    unflushed: bool,
+}
+
+impl Conn {
+    fn done(&self) -> bool {
+        !self.cmds_open && self.outs.is_empty()
+    }
+
+    /// Takes new routes (their JOIN frames go out first).
+    fn poll_new_routes(&mut self, cx: &mut Context<'_>) {
+        while self.cmds_open {
+            match self.cmds.poll_recv(cx) {
+                Poll::Ready(Some(r)) => {
+                    self.joins.push(frame(OP_JOIN, &r.id.route, &[r.id.slot]));
+                    self.routes.insert(r.id.route, (r.id.slot, r.tx));
+                    self.outs.push((r.id.route, r.out));
+                }
+                Poll::Ready(None) => self.cmds_open = false,
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    /// The next packet of any session (round robin) as a DATA frame; forgets sessions that
+    /// ended.
+    fn poll_packet(&mut self, cx: &mut Context<'_>) -> Option<Bytes> {
+        let mut k = 0;
+        while k < self.outs.len() {
+            let i = (self.next_out + k) % self.outs.len();
+            let (route, rx) = &mut self.outs[i];
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(p)) => {
+                    self.next_out = i + 1;
+                    return Some(frame(OP_DATA, route, &p));
+                }
+                Poll::Ready(None) => {
+                    let route = *route;
+                    self.outs.swap_remove(i);
+                    self.routes.remove(&route);
+                }
+                Poll::Pending => k += 1,
+            }
+        }
+        None
+    }
+
+    /// Moves frames both ways until the socket fails or the connection is no longer used.
+    fn poll_io(&mut self, cx: &mut Context<'_>, ws: &mut Ws) -> Poll<Exit> {
+        let mut ws = Pin::new(ws);
+        loop {
+            let mut progress = false;
+            self.poll_new_routes(cx);
+            // JOINs, then session packets, while the socket takes them (otherwise packets
+            // wait in their queues and the sessions feel the back pressure).
+            loop {
+                match ws.as_mut().poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Exit::Lost),
+                    Poll::Pending => break,
+                }
+                let next = if self.joins.is_empty() { self.poll_packet(cx) } else { Some(self.joins.remove(0)) };
+                let Some(f) = next else { break };
+                if ws.as_mut().start_send(Frame::Binary(f)).is_err() {
+                    return Poll::Ready(Exit::Lost);
+                }
+                self.unflushed = true;
+                progress = true;
+            }
+            // One flush for everything queued; a pending one resumes when writable.
+            if self.unflushed {
+                match ws.as_mut().poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Exit::Lost),
+                    Poll::Pending => {}
+                }
+            }
+            match ws.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(Frame::Binary(b)))) => {
+                    deliver(&self.routes, b, &self.url);
+                    progress = true;
+                }
+                Poll::Ready(Some(Ok(Frame::Close(_)) | Err(_))) | Poll::Ready(None) => return Poll::Ready(Exit::Lost),
+                Poll::Ready(Some(Ok(_))) => progress = true,
+                Poll::Pending => {}
+            }
+            if self.done() {
+                return Poll::Ready(Exit::Done);
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// While disconnected: takes new routes and drops packets (the sessions retransmit after
+    /// the reconnection) until `pause` ends. False once the connection is no longer used.
+    async fn wait_disconnected(&mut self, pause: std::time::Duration) -> bool {
+        let mut pause = std::pin::pin!(tokio::time::sleep(pause));
+        std::future::poll_fn(|cx| {
+            self.poll_new_routes(cx);
+            self.joins.clear(); // every route is joined on the next connection
+            while self.poll_packet(cx).is_some() {}
+            if self.done() {
+                return Poll::Ready(false);
+            }
+            pause.as_mut().poll(cx).map(|()| true)
+        })
+        .await
+    }
+}
+
+/// Owns one relay WebSocket: connects, joins, pumps frames, reconnects. It ends once no
+/// session uses it and no new one can come.
+async fn run(transport: Transport, url: String, cmds: mpsc::Receiver<NewRoute>) {
+    let mut conn = Conn {
+        url,
+        cmds,
+        cmds_open: true,
+        routes: HashMap::new(),
+        outs: Vec::new(),
+        next_out: 0,
+        joins: Vec::new(),
+        unflushed: false,
+    };
     let mut attempt = 0u32;
     let mut ever_connected = false;
     loop {
-        let ws = match transport.connect(&url).await {
-            Ok(ws) => ws,
+        let mut ws = match transport.connect(&conn.url).await {
+            Ok(ws) => small_reads(ws.into_inner()).await,
             Err(e) => {
-                tracing::debug!(%url, error = %e, "relay connect failed");
-                // Keep taking commands while disconnected, so sessions never block.
-                let pause = tokio::time::sleep(backoff(attempt));
-                tokio::pin!(pause);
-                loop {
-                    tokio::select! {
-                        _ = &mut pause => break,
-                        c = cmds.recv() => match c {
-                            None => return,
-                            Some(Cmd::Add(r, tx)) => { routes.insert(r.route, (r.slot, tx)); }
-                            Some(Cmd::Remove(r)) => { routes.remove(&r); }
-                            Some(Cmd::Send(..)) => {} // lost; the session retransmits
-                        },
-                    }
-                }
-                attempt += 1;
-                if routes.is_empty() && cmds.is_closed() {
+                tracing::debug!(url = %conn.url, error = %e, "relay connect failed");
+                if !conn.wait_disconnected(backoff(attempt)).await {
                     return;
                 }
+                attempt += 1;
                 continue;
             }
         };
         attempt = 0;
-        let (mut sink, mut stream) = ws.into_inner().split();
+        conn.joins.clear();
+        conn.unflushed = false;
         let mut ok = true;
-        for (route, (slot, _)) in &routes {
-            ok &= sink.feed(Frame::Binary(frame(OP_JOIN, route, &[*slot]))).await.is_ok();
+        for (route, (slot, _)) in &conn.routes {
+            ok &= ws.feed(Frame::Binary(frame(OP_JOIN, route, &[*slot]))).await.is_ok();
         }
-        ok &= sink.flush().await.is_ok();
+        ok &= ws.flush().await.is_ok();
         if ever_connected {
-            for (_, tx) in routes.values() {
+            for (_, tx) in conn.routes.values() {
                 let _ = tx.try_send(LinkEvent::PathReset);
             }
         }
         ever_connected = true;
-        while ok {
-            tokio::select! {
-                c = cmds.recv() => match c {
-                    None => return,
-                    Some(Cmd::Add(r, tx)) => {
-                        ok = sink.send(Frame::Binary(frame(OP_JOIN, &r.route, &[r.slot]))).await.is_ok();
-                        routes.insert(r.route, (r.slot, tx));
-                    }
-                    Some(Cmd::Remove(r)) => { routes.remove(&r); }
-                    Some(Cmd::Send(r, p)) => {
-                        ok = sink.feed(Frame::Binary(frame(OP_DATA, &r, &p))).await.is_ok();
-                        // Batch what is already queued into one flush.
-                        while ok {
-                            match cmds.try_recv() {
-                                Ok(Cmd::Send(r, p)) => ok = sink.feed(Frame::Binary(frame(OP_DATA, &r, &p))).await.is_ok(),
-                                Ok(Cmd::Add(r, tx)) => {
-                                    ok = sink.feed(Frame::Binary(frame(OP_JOIN, &r.route, &[r.slot]))).await.is_ok();
-                                    routes.insert(r.route, (r.slot, tx));
-                                }
-                                Ok(Cmd::Remove(r)) => { routes.remove(&r); }
-                                Err(_) => break,
-                            }
-                        }
-                        ok = ok && sink.flush().await.is_ok();
-                    }
-                },
-                inbound = stream.next() => match inbound {
-                    Some(Ok(Frame::Binary(b))) => deliver(&routes, b, &url),
-                    Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => ok = false,
-                    Some(Ok(_)) => {}
-                },
+        if ok {
+            if let Exit::Done = std::future::poll_fn(|cx| conn.poll_io(cx, &mut ws)).await {
+                let _ = ws.close(None).await;
+                return;
             }
         }
-        tracing::info!(%url, "relay connection lost; reconnecting");
+        tracing::info!(url = %conn.url, "relay connection lost; reconnecting");
     }
 }
 
-fn deliver(routes: &HashMap<[u8; ROUTE_LEN], (u8, mpsc::Sender<LinkEvent>)>, b: Bytes, url: &str) {
+/// Bytes tungstenite reads from the socket at a time. It zeroes that much of its buffer
+/// before every read (including the one that finds nothing), so the 128 KiB default costs
+/// more than the whole relay hop for small frames.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// The same WebSocket with a small read buffer. `Transport::connect` takes no WebSocket
+/// configuration and tungstenite fixes the read size when the socket is made, so the
+/// socket is re-wrapped right after the handshake; nothing is buffered yet (the relay
+/// speaks only after our first JOIN).
+async fn small_reads(ws: Ws) -> Ws {
+    let cfg = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    WebSocketStream::from_raw_socket(ws.into_inner(), Role::Client, Some(cfg)).await
+}
+
+fn deliver(routes: &Routes, b: Bytes, url: &str) {
     if b.len() < 1 + ROUTE_LEN {
         return;
     }

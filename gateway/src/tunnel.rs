@@ -4,7 +4,9 @@
 //! each accepted connection into a new stream of the session with `j`. Streams arriving
 //! from a peer `j < i` are connected to MPyC's own listener `L_i`, after their first two
 //! bytes (the dialler's pid, little-endian) were checked against `j`. FIN passes through
-//! both ways (`copy_bidirectional` shuts down each half at EOF).
+//! both ways. The session driver pumps each TCP connection itself (`Handle::open_io`,
+//! `Handle::attach`): no copy task and no in-memory pipe sit between MPyC's socket and the
+//! session, which matters for programs with many small rounds.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -116,10 +118,8 @@ async fn dial_out(
         };
         let _ = first_dial.set(Instant::now());
         let _ = tcp.set_nodelay(true);
-        match handle.open().await {
-            Ok(stream) => {
-                tokio::spawn(pipe(tcp, stream, j));
-            }
+        match handle.open_io(tcp).await {
+            Ok(id) => tracing::debug!(pid = j, stream = id, "tunnel stream opened"),
             Err(e) => {
                 let _ = events.send(TunnelEvent::Refused { pid: j, why: format!("cannot open a stream: {e}") });
                 return;
@@ -198,13 +198,11 @@ async fn dial_in(
     };
     let _ = tcp.set_nodelay(true);
     tcp.write_all(&pid).await.map_err(|e| format!("local MPyC: {e}"))?;
-    pipe(tcp, stream, j).await;
-    Ok(())
-}
-
-async fn pipe(mut tcp: TcpStream, mut stream: SessionStream, j: usize) {
-    match tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut stream, 64 * 1024, 64 * 1024).await {
-        Ok((up, down)) => tracing::debug!(pid = j, up, down, "tunnel stream done"),
-        Err(e) => tracing::debug!(pid = j, error = %e, "tunnel stream ended"),
+    let id = stream.id();
+    // The stream may have been reset meanwhile; then the connection is simply closed.
+    match handle.attach(stream, tcp).await {
+        Ok(()) => tracing::debug!(pid = j, stream = id, "tunnel stream connected"),
+        Err(e) => tracing::debug!(pid = j, stream = id, error = %e, "tunnel stream ended before it was connected"),
     }
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! `81 route[16] status` JOINED · `83 route[16] up` PEER · `02 route[16] payload` DATA (relay→client).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
@@ -74,7 +75,10 @@ pub struct RelayStats {
 pub struct Relay {
     routes: Mutex<HashMap<Route, RouteState>>,
     held_limit: usize,
-    stats: Mutex<RelayStats>,
+    forwarded: AtomicU64,
+    dropped: AtomicU64,
+    /// Whether `tap` is set (the data path only locks it then).
+    tapped: AtomicBool,
     tap: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
 }
 
@@ -103,18 +107,27 @@ pub fn route_of(frame: &[u8]) -> Option<Route> {
 impl Relay {
     /// A relay holding at most `held_limit` bytes per absent member of a route.
     pub fn new(held_limit: usize) -> Relay {
-        Relay { routes: Mutex::default(), held_limit, stats: Mutex::default(), tap: Mutex::default() }
+        Relay {
+            routes: Mutex::default(),
+            held_limit,
+            forwarded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            tapped: AtomicBool::new(false),
+            tap: Mutex::default(),
+        }
     }
 
     /// Copies every DATA frame the relay handles to `tap` (for audits and tests: what
     /// the relay can see), or stops copying with `None`.
     pub fn set_tap(&self, tap: Option<mpsc::UnboundedSender<Bytes>>) {
-        *self.tap.lock().unwrap_or_else(|e| e.into_inner()) = tap;
+        let mut slot = self.tap.lock().unwrap_or_else(|e| e.into_inner());
+        self.tapped.store(tap.is_some(), Relaxed);
+        *slot = tap;
     }
 
     /// Counters.
     pub fn stats(&self) -> RelayStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        RelayStats { forwarded: self.forwarded.load(Relaxed), dropped: self.dropped.load(Relaxed) }
     }
 
     /// Puts connection `conn` into `slot` of a reserved route, handing it frames held
@@ -146,8 +159,10 @@ impl Relay {
 
     /// Passes a DATA frame from `conn` to the other member of its route (or holds it).
     pub fn data(&self, frame: Bytes, conn: u64) {
-        if let Some(tap) = &*self.tap.lock().unwrap_or_else(|e| e.into_inner()) {
-            let _ = tap.send(frame.clone());
+        if self.tapped.load(Relaxed) {
+            if let Some(tap) = &*self.tap.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = tap.send(frame.clone());
+            }
         }
         let Some(route) = route_of(&frame) else {
             return;
@@ -160,18 +175,19 @@ impl Relay {
             return;
         };
         let other = 1 - s;
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        match &st.slots[other] {
+        let counter = match &st.slots[other] {
             Some(o) => match o.tx.try_send(frame) {
-                Ok(()) => stats.forwarded += 1,
-                Err(_) => stats.dropped += 1,
+                Ok(()) => &self.forwarded,
+                Err(_) => &self.dropped,
             },
             None if st.held_bytes[other] + frame.len() <= self.held_limit => {
                 st.held_bytes[other] += frame.len();
                 st.held[other].push_back(frame);
+                return;
             }
-            None => stats.dropped += 1,
-        }
+            None => &self.dropped,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     /// Takes `conn` out of `route` (LEAVE).

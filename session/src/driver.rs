@@ -1,6 +1,11 @@
 //! The tokio driver: one task owns a [`Session`] and moves bytes between it, the
-//! packet link (a relay connection) and the application's streams (duplex pipes), and
-//! sleeps until the session's next deadline. No protocol logic lives here.
+//! packet link (a relay connection) and the application's streams, and sleeps until the
+//! session's next deadline. No protocol logic lives here.
+//!
+//! A stream reaches the application as a [`SessionStream`] (a duplex pipe), or is
+//! carried over an I/O object the driver pumps itself ([`Handle::open_io`],
+//! [`Handle::attach`]; e.g. the tunnel's TCP connections), which spares every message a
+//! copy and a task hop.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -95,8 +100,14 @@ impl AsyncWrite for SessionStream {
     }
 }
 
+/// Byte I/O the driver can carry a stream over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
 enum Command {
     Open(oneshot::Sender<Result<SessionStream>>),
+    OpenIo(Box<dyn Io>, oneshot::Sender<Result<u32>>),
+    Attach(SessionStream, Box<dyn Io>, oneshot::Sender<Result<()>>),
     Reset(u32, u32),
     Close(u32, String),
 }
@@ -114,6 +125,25 @@ impl Handle {
     pub async fn open(&self) -> Result<SessionStream> {
         let (tx, rx) = oneshot::channel();
         self.cmd.send(Command::Open(tx)).map_err(|_| self.closed_error())?;
+        rx.await.map_err(|_| self.closed_error())?
+    }
+
+    /// Opens a stream to the peer and carries it over `io`: the driver writes what the
+    /// peer sends into `io` and sends what it reads from `io`, with FIN both ways (EOF on
+    /// `io` finishes the stream; the peer's FIN shuts `io` down for writing). `io` is
+    /// dropped when both directions are done or the stream is reset. Returns the stream id.
+    pub async fn open_io(&self, io: impl Io) -> Result<u32> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(Command::OpenIo(Box::new(io), tx)).map_err(|_| self.closed_error())?;
+        rx.await.map_err(|_| self.closed_error())?
+    }
+
+    /// Carries `stream` over `io` from now on, as [`Handle::open_io`] does: bytes the
+    /// stream had received and the application not yet read go to `io` first, bytes the
+    /// application had written still go to the peer.
+    pub async fn attach(&self, stream: SessionStream, io: impl Io) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(Command::Attach(stream, Box::new(io), tx)).map_err(|_| self.closed_error())?;
         rx.await.map_err(|_| self.closed_error())?
     }
 
@@ -168,7 +198,8 @@ impl Incoming {
 }
 
 struct Pipe {
-    io: DuplexStream,
+    /// The driver's end of a [`SessionStream`]'s duplex, or attached I/O.
+    io: Box<dyn Io>,
     reset: Arc<AtomicU32>,
     /// Bytes read from the application, not yet taken by the session.
     out: Vec<u8>,
@@ -221,25 +252,66 @@ struct Driver {
     scratch: Vec<u8>,
 }
 
+impl Pipe {
+    fn new(io: Box<dyn Io>, reset: Arc<AtomicU32>) -> Pipe {
+        Pipe {
+            io,
+            reset,
+            out: Vec::new(),
+            out_eof: false,
+            fin_passed: false,
+            inb: vec![0u8; PIPE_BYTES].into_boxed_slice(),
+            inb_pos: 0,
+            inb_len: 0,
+            in_fin: false,
+            in_shut: false,
+        }
+    }
+
+    /// Swaps the duplex of `stream` (this pipe's other end) for `io`: what the application
+    /// had written and the driver not yet read is kept for the session, what the driver had
+    /// written and the application not yet read goes to `io` before anything else.
+    fn attach(&mut self, stream: SessionStream, io: Box<dyn Io>) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut buf = vec![0u8; PIPE_BYTES];
+        // application → session: everything already in the pipe (and its EOF).
+        while !self.out_eof {
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => self.out_eof = true,
+                Poll::Ready(Ok(())) => self.out.extend_from_slice(rb.filled()),
+                Poll::Ready(Err(_)) => self.out_eof = true,
+                Poll::Pending => break,
+            }
+        }
+        // session → application: unread bytes first, then what was not yet in the pipe.
+        let mut unread = Vec::new();
+        let mut theirs = stream.pipe;
+        loop {
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut theirs).poll_read(&mut cx, &mut rb) {
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => unread.extend_from_slice(rb.filled()),
+                _ => break,
+            }
+        }
+        unread.extend_from_slice(&self.inb[self.inb_pos..self.inb_len]);
+        self.inb_len = unread.len();
+        self.inb_pos = 0;
+        if unread.len() < PIPE_BYTES {
+            unread.resize(PIPE_BYTES, 0);
+        }
+        self.inb = unread.into_boxed_slice();
+        // A FIN that reached the pipe is passed on to `io` once the bytes are written.
+        self.in_shut = false;
+        self.io = io;
+    }
+}
+
 impl Driver {
     fn new_pipe(&mut self, id: u32) -> SessionStream {
         let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
         let reset = Arc::new(AtomicU32::new(NOT_RESET));
-        self.pipes.insert(
-            id,
-            Pipe {
-                io: ours,
-                reset: reset.clone(),
-                out: Vec::new(),
-                out_eof: false,
-                fin_passed: false,
-                inb: vec![0u8; PIPE_BYTES].into_boxed_slice(),
-                inb_pos: 0,
-                inb_len: 0,
-                in_fin: false,
-                in_shut: false,
-            },
-        );
+        self.pipes.insert(id, Pipe::new(Box::new(ours), reset.clone()));
         SessionStream { id, pipe: theirs, reset }
     }
 
@@ -249,24 +321,47 @@ impl Driver {
         }
     }
 
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Open(reply) => {
+                let r = self.session.open_stream().map(|id| self.new_pipe(id));
+                let _ = reply.send(r);
+            }
+            Command::OpenIo(io, reply) => {
+                let r = self.session.open_stream().inspect(|id| {
+                    self.pipes.insert(*id, Pipe::new(io, Arc::new(AtomicU32::new(NOT_RESET))));
+                });
+                let _ = reply.send(r);
+            }
+            Command::Attach(stream, io, reply) => {
+                let r = match self.pipes.get_mut(&stream.id) {
+                    Some(p) => {
+                        p.attach(stream, io);
+                        Ok(())
+                    }
+                    None => Err(match stream.reset.load(Ordering::Acquire) {
+                        NOT_RESET => Error::UnknownStream(stream.id),
+                        code => Error::StreamReset(stream.id, code),
+                    }),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Reset(id, code) => {
+                let _ = self.session.reset(id, code);
+                self.drop_pipe(id, code);
+            }
+            Command::Close(code, reason) => self.session.close(code, &reason),
+        }
+    }
+
     /// One pass over every source of work; true if anything happened.
     fn pass(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        let now = Instant::now();
         while let Poll::Ready(Some(cmd)) = self.cmd_rx.poll_recv(cx) {
             progress = true;
-            match cmd {
-                Command::Open(reply) => {
-                    let r = self.session.open_stream().map(|id| self.new_pipe(id));
-                    let _ = reply.send(r);
-                }
-                Command::Reset(id, code) => {
-                    let _ = self.session.reset(id, code);
-                    self.drop_pipe(id, code);
-                }
-                Command::Close(code, reason) => self.session.close(code, &reason),
-            }
+            self.command(cmd);
         }
+        let now = Instant::now();
         while !self.link_gone {
             match self.link_rx.poll_recv(cx) {
                 Poll::Ready(Some(LinkEvent::Packet(p))) => self.session.handle_packet(now, &p),
@@ -285,9 +380,8 @@ impl Driver {
                 }
                 Event::Reset(id, code) => self.drop_pipe(id, code),
                 Event::Closed(reason) => {
-                    let ids: Vec<u32> = self.pipes.keys().copied().collect();
-                    for id in ids {
-                        self.drop_pipe(id, 0);
+                    for (_, p) in self.pipes.drain() {
+                        p.reset.store(0, Ordering::Release);
                     }
                     let _ = self.closed_tx.send(Some(reason));
                 }
@@ -295,20 +389,20 @@ impl Driver {
             }
         }
         progress |= self.pump_streams(cx);
-        progress |= self.transmit(cx);
+        progress |= self.transmit(cx, now);
         progress
     }
 
     /// Moves bytes between the application pipes and the session.
     fn pump_streams(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        let ids: Vec<u32> = self.pipes.keys().copied().collect();
-        for id in ids {
-            let Some(pipe) = self.pipes.get_mut(&id) else { continue };
+        let mut done = Vec::new();
+        let Driver { session, pipes, scratch, .. } = self;
+        for (&id, pipe) in pipes.iter_mut() {
             // application → session
             loop {
                 if !pipe.out.is_empty() {
-                    match self.session.write(id, &pipe.out) {
+                    match session.write(id, &pipe.out) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
                             pipe.out.drain(..n);
@@ -320,18 +414,18 @@ impl Driver {
                 if pipe.out_eof {
                     if !pipe.fin_passed {
                         pipe.fin_passed = true;
-                        let _ = self.session.finish(id);
+                        let _ = session.finish(id);
                         progress = true;
                     }
                     break;
                 }
-                let mut rb = ReadBuf::new(&mut self.scratch);
+                let mut rb = ReadBuf::new(scratch);
                 match Pin::new(&mut pipe.io).poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) if rb.filled().is_empty() => pipe.out_eof = true,
                     Poll::Ready(Ok(())) => {
                         // Straight into the session; keep only what it cannot take yet.
                         let data = rb.filled();
-                        let taken = self.session.write(id, data).unwrap_or(0);
+                        let taken = session.write(id, data).unwrap_or(0);
                         pipe.out.extend_from_slice(&data[taken..]);
                     }
                     Poll::Ready(Err(_)) => pipe.out_eof = true,
@@ -343,15 +437,15 @@ impl Driver {
             loop {
                 if pipe.inb_pos < pipe.inb_len {
                     match Pin::new(&mut pipe.io).poll_write(cx, &pipe.inb[pipe.inb_pos..pipe.inb_len]) {
-                        Poll::Ready(Ok(n)) => {
+                        Poll::Ready(Ok(n)) if n > 0 => {
                             pipe.inb_pos += n;
                             progress = true;
                             continue;
                         }
-                        Poll::Ready(Err(_)) => {
+                        Poll::Ready(_) => {
                             // The application dropped its end: abandon the stream.
-                            let _ = self.session.reset(id, RESET_DROPPED);
-                            self.pipes.remove(&id);
+                            let _ = session.reset(id, RESET_DROPPED);
+                            done.push(id);
                             progress = true;
                             break;
                         }
@@ -367,26 +461,29 @@ impl Driver {
                 }
                 pipe.inb_pos = 0;
                 pipe.inb_len = 0;
-                match self.session.read(id, &mut pipe.inb) {
+                match session.read(id, &mut pipe.inb) {
                     Ok(Read::Data(n)) => pipe.inb_len = n,
                     Ok(Read::Fin) => pipe.in_fin = true,
                     Ok(Read::WouldBlock) | Err(_) => break,
                 }
                 progress = true;
             }
-            if self.pipes.get(&id).is_some_and(|p| p.fin_passed && p.in_shut) {
-                self.pipes.remove(&id);
+            if pipe.fin_passed && pipe.in_shut {
+                done.push(id);
             }
+        }
+        for id in done {
+            pipes.remove(&id);
         }
         progress
     }
 
     /// Hands packets to the link while it has room.
-    fn transmit(&mut self, cx: &mut Context<'_>) -> bool {
+    fn transmit(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         loop {
             if self.pending.is_none() {
-                match self.session.poll_transmit(Instant::now()) {
+                match self.session.poll_transmit(now) {
                     Some(p) => self.pending = Some(Bytes::from(p)),
                     None => return progress,
                 }
@@ -425,7 +522,12 @@ impl Future for Driver {
         if more {
             cx.waker().wake_by_ref();
         }
-        let _ = this.stats_tx.send(this.session.snapshot());
+        // Nobody waits for new counters (they are read on demand): update them quietly.
+        let stats = this.session.snapshot();
+        this.stats_tx.send_if_modified(|s| {
+            *s = stats;
+            false
+        });
         if this.session.closed().is_some() && this.pending.is_none() {
             if this.closed_tx.borrow().is_none() {
                 let _ = this.closed_tx.send(this.session.closed().cloned());
@@ -434,8 +536,11 @@ impl Future for Driver {
         }
         match this.session.poll_timeout() {
             Some(deadline) => {
+                // Re-arm only for an earlier deadline (or a spent timer): a later one just
+                // means an early, harmless `handle_timeout`, and most packets push the
+                // deadlines later, so the timer is not re-registered on each of them.
                 let at = tokio::time::Instant::from_std(deadline);
-                if this.timer.deadline() != at {
+                if this.timer.is_elapsed() || at < this.timer.deadline() {
                     this.timer.as_mut().reset(at);
                 }
                 if this.timer.as_mut().poll(cx).is_ready() {
@@ -446,5 +551,129 @@ impl Future for Driver {
             None => cx.waker().wake_by_ref(),
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::handshake::{respond, Initiator, Params, NOISE_PARAMS};
+    use crate::Config;
+
+    fn keys() -> (crate::Keys, crate::Keys) {
+        let gen = || snow::Builder::new(NOISE_PARAMS.parse().unwrap()).generate_keypair().unwrap();
+        let (a, b) = (gen(), gen());
+        let arr = |v: Vec<u8>| -> [u8; 32] { v.try_into().unwrap() };
+        let (a_sk, a_pk, b_sk, b_pk) = (arr(a.private), arr(a.public), arr(b.private), arr(b.public));
+        let d = [5u8; 32];
+        let p = |l, r| Params {
+            session_id: b"io",
+            roster_digest: &d,
+            initiator_did: "did:ex:a",
+            responder_did: "did:ex:b",
+            local_static: l,
+            remote_static: r,
+        };
+        let (i, m1) = Initiator::start(&p(&a_sk, &b_pk)).unwrap();
+        let (kb, m2) = respond(&p(&b_sk, &a_pk), &m1).unwrap();
+        (i.finish(&m2).unwrap(), kb)
+    }
+
+    /// Two drivers joined by channels.
+    fn pair() -> (Handle, Incoming, Handle, Incoming) {
+        fn wire(mut rx: mpsc::Receiver<Bytes>, tx: mpsc::Sender<LinkEvent>) {
+            tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    if tx.send(LinkEvent::Packet(p)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let (ka, kb) = keys();
+        let (a_out, a_out_rx) = mpsc::channel(64);
+        let (b_out, b_out_rx) = mpsc::channel(64);
+        let (a_in_tx, a_in) = mpsc::channel(64);
+        let (b_in_tx, b_in) = mpsc::channel(64);
+        wire(a_out_rx, b_in_tx);
+        wire(b_out_rx, a_in_tx);
+        let now = Instant::now();
+        let (ha, ia) = spawn(Session::new(ka, Config::default(), now), Link { tx: a_out, rx: a_in });
+        let (hb, ib) = spawn(Session::new(kb, Config::default(), now), Link { tx: b_out, rx: b_in });
+        (ha, ia, hb, ib)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_io_carries_bytes_and_fin_both_ways() {
+        let (ha, _ia, _hb, mut ib) = pair();
+        let (io, mut app) = tokio::io::duplex(1024);
+        ha.open_io(io).await.unwrap();
+        let mut peer = ib.accept().await.unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        app.write_all(&data).await.unwrap();
+        app.shutdown().await.unwrap(); // FIN towards the peer
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        assert!(got == data);
+        peer.write_all(b"answer").await.unwrap();
+        peer.shutdown().await.unwrap(); // FIN towards the I/O
+        let mut back = Vec::new();
+        app.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"answer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attach_keeps_unread_and_unsent_bytes_in_order() {
+        let (ha, _ia, hb, mut ib) = pair();
+        let mut a = ha.open().await.unwrap();
+        a.write_all(b"pi").await.unwrap();
+        a.write_all(b"-first-part").await.unwrap();
+        let mut b = ib.accept().await.unwrap();
+        let mut pid = [0u8; 2];
+        b.read_exact(&mut pid).await.unwrap();
+        assert_eq!(&pid, b"pi");
+        // Let the rest reach b's pipe unread, and b write something the driver may not
+        // have taken yet.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.write_all(b"hello").await.unwrap();
+        let (io, mut app) = tokio::io::duplex(64 * 1024);
+        hb.attach(b, io).await.unwrap();
+        a.write_all(b"-second").await.unwrap();
+        a.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"-first-part-second");
+        app.write_all(b" world").await.unwrap();
+        app.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        a.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"hello world");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attach_after_reset_fails_and_a_reset_closes_the_io() {
+        let (ha, _ia, hb, mut ib) = pair();
+        let a = ha.open().await.unwrap();
+        let mut a2 = ha.open().await.unwrap();
+        a2.write_all(b"x").await.unwrap();
+        let b = ib.accept().await.unwrap();
+        let mut b2 = ib.accept().await.unwrap();
+        ha.reset(a.id(), 7);
+        // The reset reaches b's driver; attaching then fails.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (io, _app) = tokio::io::duplex(1024);
+        assert!(matches!(hb.attach(b, io).await, Err(Error::StreamReset(_, 7))));
+        // An attached stream the peer resets drops its I/O.
+        b2.read_exact(&mut [0u8; 1]).await.unwrap();
+        let (io, mut app) = tokio::io::duplex(1024);
+        hb.attach(b2, io).await.unwrap();
+        ha.reset(a2.id(), 8);
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), app.read_to_end(&mut rest)).await.unwrap().unwrap();
+        assert_eq!(n, 0);
     }
 }
