@@ -1,82 +1,19 @@
 #!/usr/bin/env bash
-# Create (or reuse) the Python venv with MPyC for didmpc.
-#
-#   venv: ${DIDMPC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/didmpc}/venv-mpyc
-#   pins: requirements-mpyc.txt next to this script (full resolved set, `==`)
-#   base interpreter: $DIDMPC_PYTHON, default python3 (needs >= 3.10 and the
-#   venv module; on Debian/Ubuntu: apt-get install python3-venv)
-#
-# Progress goes to stderr; the only line on stdout is the venv's python path,
-# so callers can do  PY="$(mpc/setup-venv.sh)".  Reuse is cheap: a marker file
-# in the venv holds the hash of the requirements file plus the base
-# interpreter's version, and a quick import confirms the venv still works.
-# Concurrent callers are serialised with flock when it is available.
+# Create (or reuse) the Python venv with MPyC for didmpc: venv-mpyc in the didmpc cache
+# (${DIDMPC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/didmpc}), pinned by
+# requirements-mpyc.txt next to this script; base interpreter $DIDMPC_PYTHON, default
+# python3 (>= 3.10, with the venv module: apt-get install python3-venv).
+# The only line on stdout is the venv's python path:  PY="$(mpc/setup-venv.sh)".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REQ="$HERE/requirements-mpyc.txt"
-CACHE_DIR="${DIDMPC_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/didmpc}"
-VENV="$CACHE_DIR/venv-mpyc"
-VPY="$VENV/bin/python"
-MARKER="$VENV/.didmpc-requirements.sha256"
 BASE_PY="${DIDMPC_PYTHON:-python3}"
-
-log() { printf '[setup-venv-mpyc] %s\n' "$*" >&2; }
-
-command -v "$BASE_PY" >/dev/null 2>&1 || { log "no $BASE_PY on PATH"; exit 1; }
-[ -f "$REQ" ] || { log "missing $REQ"; exit 1; }
+command -v "$BASE_PY" >/dev/null 2>&1 || { echo "[setup-venv-mpyc] no $BASE_PY on PATH" >&2; exit 1; }
 if ! "$BASE_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
-  log "$BASE_PY is $("$BASE_PY" -V 2>&1); mpyc 0.11 needs Python >= 3.10"
+  echo "[setup-venv-mpyc] $BASE_PY is $("$BASE_PY" -V 2>&1); mpyc 0.11 needs Python >= 3.10" >&2
   exit 1
 fi
-
-want_hash="$( { cat "$REQ"; "$BASE_PY" -c 'import sys; print(sys.version_info[:2])'; } | sha256sum | cut -d' ' -f1)"
-
-# Importing mpyc.runtime also runs mpyc's argument parsing and runtime setup,
-# so a plain "import mpyc.runtime" is a real smoke test of the install.
-IMPORT_CHECK='import mpyc, mpyc.runtime; assert mpyc.__version__ == "0.11", mpyc.__version__'
-
-venv_ok() {
-  [ -x "$VPY" ] && [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$want_hash" ] &&
-    "$VPY" -c "$IMPORT_CHECK" >/dev/null 2>&1
-}
-
-if venv_ok; then
-  printf '%s\n' "$VPY"
-  exit 0
-fi
-
-mkdir -p "$CACHE_DIR"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE_DIR/venv-mpyc.lock"
-  flock 9
-  if venv_ok; then  # someone else built it while we waited
-    printf '%s\n' "$VPY"
-    exit 0
-  fi
-fi
-
-if ! "$BASE_PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  log "'$BASE_PY -m venv' is not usable (the venv/ensurepip modules are missing)."
-  log "On Debian/Ubuntu install it with:  apt-get install python3-venv"
-  exit 1
-fi
-
-log "creating $VENV"
-rm -rf "$VENV"
-if ! "$BASE_PY" -m venv "$VENV" >&2; then
-  log "'$BASE_PY -m venv' failed; on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"
-  rm -rf "$VENV"
-  exit 1
-fi
-# Every package is pinned in REQ, so install exactly that set and nothing else.
-"$VPY" -m pip install --disable-pip-version-check --no-input -q --no-deps -r "$REQ" >&2
-"$VPY" -m pip check >&2
-if ! "$VPY" -c "$IMPORT_CHECK" >/dev/null 2>&1; then
-  log "import check failed:"
-  "$VPY" -c "$IMPORT_CHECK" >&2 || true
-  exit 1
-fi
-printf '%s\n' "$want_hash" >"$MARKER"
-log "ready"
-printf '%s\n' "$VPY"
+# Importing mpyc.runtime also runs mpyc's argument parsing and runtime setup, so it is a
+# real smoke test of the install.
+exec "$HERE/../scripts/pinned-venv.sh" mpyc "$HERE/requirements-mpyc.txt" \
+  'import mpyc, mpyc.runtime; assert mpyc.__version__ == "0.11", mpyc.__version__'

@@ -16,8 +16,10 @@ scripts/setup-system.sh --tests
 # The NAT lab tests build network namespaces: they need root and fail loudly without it.
 [ "$(id -u)" = 0 ] || { echo "the test suite needs root (the NAT lab builds network namespaces)"; exit 1; }
 
-step "python venvs (PyPI didcomm oracle, pinned MPyC)"
+step "python venvs (PyPI didcomm, siwe + eth-account and didkit oracles, pinned MPyC)"
 tests/interop/python/setup-venv.sh >/dev/null
+tests/interop/siwe/setup-venv.sh >/dev/null
+tests/interop/didkit/setup-venv.sh >/dev/null
 mpc/setup-venv.sh >/dev/null
 
 step "format"

@@ -4,13 +4,14 @@
 //! and verifier. The pinned venv comes from `tests/interop/siwe/setup-venv.sh`; this test
 //! never skips.
 
-use std::io::Write;
+#[path = "support/oracle.rs"]
+mod oracle;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use did_core::didcomm::message::now;
-use gateway::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
+use gateway::descriptor::Signed;
 use gateway::error::ProofReason;
 use gateway::proof::eth::{Account, LocalKey};
 use gateway::proof::{self, siwe, time, Policy, SIWE_STATEMENT};
@@ -19,56 +20,18 @@ use serde_json::{json, Value};
 const ALICE: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
 const HOST: &str = "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WXWSkDu8K4p";
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/siwe")
-}
-
 fn python() -> PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = Command::new("bash").arg(dir().join("setup-venv.sh")).output().expect("run setup-venv.sh");
-        assert!(
-            out.status.success(),
-            "the SIWE interop venv (PyPI siwe + eth-account) is required; run `bash tests/interop/siwe/setup-venv.sh` \
-             and read its errors:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().expect("a python path").trim())
-    })
-    .clone()
+    PY.get_or_init(|| oracle::venv_python("siwe", "SIWE (PyPI siwe + eth-account)")).clone()
 }
 
 /// One batch of requests to the oracle.
 fn oracle(reqs: Value) -> Vec<Value> {
-    let mut child = Command::new(python())
-        .arg(dir().join("siwe_oracle.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the oracle");
-    child.stdin.take().unwrap().write_all(reqs.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "oracle failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("oracle answers JSON")
+    oracle::ask(&python(), "siwe", "siwe_oracle.py", reqs)
 }
 
 fn session(id: &str, proofs: Value, at: u64) -> Signed {
-    use sha2::Digest;
-    let d = Descriptor {
-        v: VERSION,
-        id: id.into(),
-        host: HOST.into(),
-        roster: vec![HOST.into(), ALICE.into()],
-        program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
-        mpyc: MpcOptions::default(),
-        proofs,
-        created: at,
-        expires: at + 600,
-        peer_deadline_secs: 30,
-    };
-    let digest = sha2::Sha256::digest(serde_json::to_vec(&d).unwrap()).into();
-    Signed { descriptor: d, jws: Value::Null, digest }
+    oracle::session(id, HOST, &[ALICE], proofs, at)
 }
 
 fn policy(accounts: &[&str]) -> Value {
@@ -117,7 +80,7 @@ fn proofs_signed_by_eth_account_and_built_by_siwe_are_verified_here() {
     ]));
 
     // Built by `siwe`, signed by `eth-account`: admitted as the account's did:pkh.
-    let id = proof::admit(&s, ALICE, Some(&siwe_proof(&got[0]["message"], &got[0]["signature"])), t)
+    let id = oracle::admit(&s, ALICE, Some(&siwe_proof(&got[0]["message"], &got[0]["signature"])), t)
         .expect("siwe-built proof admitted")
         .expect("an identity");
     assert_eq!(id.id, format!("did:pkh:eip155:1:{address}"));
@@ -126,7 +89,7 @@ fn proofs_signed_by_eth_account_and_built_by_siwe_are_verified_here() {
     assert_eq!(text, ours.replace(&format!("\nRequest ID: {}", s.descriptor.id), ""), "same layout as ours");
 
     // Our exact text signed by `eth-account`.
-    proof::admit(&s, ALICE, Some(&siwe_proof(&json!(ours), &got[1]["signature"])), t)
+    oracle::admit(&s, ALICE, Some(&siwe_proof(&json!(ours), &got[1]["signature"])), t)
         .expect("our text, their signature");
 
     // No statement, Not Before, Request ID and Resources, as `siwe` writes them.
@@ -139,15 +102,15 @@ fn proofs_signed_by_eth_account_and_built_by_siwe_are_verified_here() {
 
     // Refusals, each for its reason.
     let p = |i: usize| siwe_proof(&got[i]["message"], &got[i]["signature"]);
-    assert_eq!(refusal(proof::admit(&s, ALICE, Some(&p(3)), t)), ProofReason::WrongAccount);
-    assert_eq!(refusal(proof::admit(&s, ALICE, Some(&p(4)), t)), ProofReason::NonceReused);
-    assert_eq!(refusal(proof::admit(&s, ALICE, Some(&p(5)), t)), ProofReason::Expired);
+    assert_eq!(refusal(oracle::admit(&s, ALICE, Some(&p(3)), t)), ProofReason::WrongAccount);
+    assert_eq!(refusal(oracle::admit(&s, ALICE, Some(&p(4)), t)), ProofReason::NonceReused);
+    assert_eq!(refusal(oracle::admit(&s, ALICE, Some(&p(5)), t)), ProofReason::Expired);
     let other = session("EBESExQVFhcYGRobHB0eHw", policy(&[address]), t);
-    assert_eq!(refusal(proof::admit(&other, ALICE, Some(&p(0)), t)), ProofReason::NonceReused);
+    assert_eq!(refusal(oracle::admit(&other, ALICE, Some(&p(0)), t)), ProofReason::NonceReused);
     let bob = "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG";
-    assert_eq!(refusal(proof::admit(&s, bob, Some(&p(0)), t)), ProofReason::SubjectMismatch);
+    assert_eq!(refusal(oracle::admit(&s, bob, Some(&p(0)), t)), ProofReason::SubjectMismatch);
     let forged = siwe_proof(&got[0]["message"], &got[3]["signature"]);
-    assert_eq!(refusal(proof::admit(&s, ALICE, Some(&forged), t)), ProofReason::BadSignature);
+    assert_eq!(refusal(oracle::admit(&s, ALICE, Some(&forged), t)), ProofReason::BadSignature);
 }
 
 #[test]

@@ -187,7 +187,7 @@ pub async fn await_joins(
         if !missing.contains(&pid) {
             continue;
         }
-        let identity = match crate::proof::admit(signed, &sender, m.body.get("proof"), now()) {
+        let identity = match crate::proof::admit(signed, &sender, m.body.get("proof"), host.resolver(), now()).await {
             Ok(id) => id,
             Err(e) => {
                 let reason = e.proof_reason().map_or("malformed", |r| r.code());

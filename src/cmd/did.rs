@@ -112,7 +112,7 @@ pub(super) fn select(ks: &Keystore, sel: &Select) -> Result<Identity> {
     }
 }
 
-async fn document_of(id: &Identity) -> Result<DidDocument> {
+pub(super) async fn document_of(id: &Identity) -> Result<DidDocument> {
     match &id.document {
         Some(doc) => Ok(doc.clone()),
         None => Ok(did_core::keystore::derived_document(&id.did)?),

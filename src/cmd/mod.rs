@@ -1,6 +1,7 @@
 //! Command implementations: each turns parsed arguments into library calls and output.
 
 mod agent;
+mod credential;
 mod demo;
 mod did;
 mod mediator;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sessions => mpc::sessions(home).await,
         Command::Status { json } => mpc::status(home, json),
         Command::Proof(c) => proof::run(home, c).await,
+        Command::Credential(c) => credential::run(home, c).await,
         Command::Demo(a) => demo::run(a).await,
     }
 }

@@ -137,12 +137,26 @@ pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
     let home = agent.home.clone();
     let key = a.siwe_key.as_deref().map(LocalKey::load).transpose()?;
     let chain = a.chain_id;
+    let credentials =
+        a.credentials.iter().map(|p| super::credential::read_credential(p)).collect::<Result<Vec<_>>>()?;
+    let holder = if credentials.is_empty() { None } else { Some(super::proof::auth_kid(&agent).await?) };
+    let signer = agent.clone();
     let prove = |s: &Signed| -> gateway::Result<Option<Presented>> {
         let policy = gateway::proof::policy_of(s)?;
+        let now = did_core::didcomm::message::now();
         if let (Some(key), Some(p)) = (&key, &policy) {
-            if p.accept.contains(&gateway::proof::Kind::Siwe) {
-                let proof = gateway::proof::siwe_sign(s, &me, key, chain, did_core::didcomm::message::now())?;
+            if p.accept.contains(&gateway::proof::Kind::Siwe) && p.rule_for(&me).wants_account() {
+                let proof = gateway::proof::siwe_sign(s, &me, key, chain, now)?;
                 eprintln!("presenting Sign-In with Ethereum as {}", key.address().did_pkh(chain));
+                return Ok(Some(proof));
+            }
+        }
+        if let (Some(kid), Some(p)) = (&holder, &policy) {
+            if p.accept.contains(&gateway::proof::Kind::Vp) && !p.rule_for(&me).issuers.is_empty() {
+                let secret =
+                    signer.secret(kid).ok_or_else(|| gateway::Error::State("our authentication key is gone".into()))?;
+                let proof = gateway::proof::vp_present(s, &me, &credentials, kid, secret, now)?;
+                eprintln!("presenting {} credential(s) in a Verifiable Presentation", credentials.len());
                 return Ok(Some(proof));
             }
         }

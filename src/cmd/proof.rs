@@ -6,18 +6,20 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use did_core::didcomm::message::now;
+use did_core::{DidResolver, Relationship};
 use gateway::descriptor::Signed;
 use gateway::mailbox::Mailbox;
 use gateway::proof::eth::{Account, LocalKey};
 use gateway::proof::{self, store, Presented};
 use gateway::{join, Agent};
 
-use crate::cli::{ProofCommand, ProofSiweArgs};
+use crate::cli::{ProofCommand, ProofSiweArgs, ProofVpArgs};
 use crate::home;
 
 pub(super) async fn run(home_flag: Option<&Path>, c: ProofCommand) -> Result<()> {
     match c {
         ProofCommand::Siwe(a) => siwe(home_flag, a).await,
+        ProofCommand::Vp(a) => vp(home_flag, a).await,
         ProofCommand::NewKey { out } => {
             let key = LocalKey::generate();
             key.save(&out)?;
@@ -38,10 +40,10 @@ pub(super) fn account(s: &str, chain: u64) -> Result<Account> {
 }
 
 /// Checks `p` as the host will, then keeps it for `didmpc join`.
-fn check_and_keep(agent: &Agent, signed: &Signed, p: &Presented) -> Result<()> {
+async fn check_and_keep(agent: &Agent, signed: &Signed, p: &Presented) -> Result<()> {
     let party = agent.file.party.as_str();
     let value = serde_json::to_value(p)?;
-    match proof::admit(signed, party, Some(&value), now()) {
+    match proof::admit(signed, party, Some(&value), agent.resolver(), now()).await {
         Ok(Some(id)) => eprintln!("verified: {id}"),
         Ok(None) => {
             // No policy: still check the signature, so a bad one is caught here.
@@ -81,12 +83,12 @@ async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
         if let Presented::Siwe { message, .. } = &p {
             println!("{message}");
         }
-        return check_and_keep(&agent, &signed, &p);
+        return check_and_keep(&agent, &signed, &p).await;
     }
     if let Some(signature) = &a.signature {
         let message = store::load_pending(&agent.home, &id)?;
         let p = Presented::Siwe { message, signature: signature.trim().to_owned() };
-        return check_and_keep(&agent, &signed, &p);
+        return check_and_keep(&agent, &signed, &p).await;
     }
     let acct = a.account.as_deref().context("say which account signs: --account 0x… (or --key FILE)")?;
     let message = proof::siwe_message(&signed, &party, &account(acct, a.chain_id)?, now())?.to_string();
@@ -95,4 +97,28 @@ async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
     eprintln!("  didmpc proof siwe {id} --signature 0x…");
     println!("{message}");
     Ok(())
+}
+
+/// The kid of our party DID's authentication key (the key that signs presentations).
+pub(super) async fn auth_kid(agent: &Agent) -> Result<String> {
+    let doc = agent.resolver().resolve(&agent.file.party).await?;
+    let (kid, _) = proof::jwt::signing_key(&doc, Relationship::Authentication, |k| agent.secret(k))?;
+    Ok(kid)
+}
+
+async fn vp(home_flag: Option<&Path>, a: ProofVpArgs) -> Result<()> {
+    let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
+    let credentials =
+        a.credentials.iter().map(|p| super::credential::read_credential(p)).collect::<Result<Vec<_>>>()?;
+    let mut mailbox = Mailbox::start(agent.clone());
+    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait)).await?;
+    join::save(&agent, &signed)?;
+    let party = agent.file.party.to_string();
+    if let Some(policy) = proof::policy_of(&signed)? {
+        eprintln!("session {} asks for {}", signed.descriptor.id, policy.describe_for(&party));
+    }
+    let kid = auth_kid(&agent).await?;
+    let key = agent.secret(&kid).context("our authentication key is gone")?;
+    let p = proof::vp_present(&signed, &party, &credentials, &kid, key, now())?;
+    check_and_keep(&agent, &signed, &p).await
 }

@@ -2,20 +2,25 @@
 //! is linked to an identity the host's policy trusts (see `specs/proofs.md`).
 //!
 //! - [`siwe`]: Sign-In with Ethereum (EIP-4361) signed by an Ethereum account;
+//! - [`vc`]: Verifiable Credentials and Presentations (VC-JWT) from trusted issuers;
 //! - [`policy`]: the descriptor's `proofs` field;
 //! - [`admit`]: the host's check of what a `join` carries.
 
 pub mod eth;
+pub mod jwt;
 pub mod policy;
 pub mod siwe;
 pub mod store;
 pub mod time;
+pub mod vc;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use did_core::{DidResolver, SecretKey};
 
 use crate::descriptor::Signed;
 use crate::error::{Error, ProofReason, Result};
@@ -124,7 +129,13 @@ pub fn siwe_sign(signed: &Signed, party: &str, key: &eth::LocalKey, chain: u64, 
 /// The host's check of the proof `party` presented (`proof`: the `join` body's `proof`).
 /// Ok(None) when the session asks for no proof; Ok(Some(identity)) when the proof
 /// satisfies the policy; otherwise [`Error::Proof`] saying why.
-pub fn admit(signed: &Signed, party: &str, proof: Option<&Value>, now: u64) -> Result<Option<Identity>> {
+pub async fn admit(
+    signed: &Signed,
+    party: &str,
+    proof: Option<&Value>,
+    resolver: &dyn DidResolver,
+    now: u64,
+) -> Result<Option<Identity>> {
     let Some(policy) = policy_of(signed)? else { return Ok(None) };
     let rule = policy.rule_for(party);
     let Some(proof) = proof.filter(|p| !p.is_null()) else {
@@ -168,12 +179,110 @@ pub fn admit(signed: &Signed, party: &str, proof: Option<&Value>, now: u64) -> R
             }
             Ok(Some(Identity { kind: Kind::Siwe, id: v.account.did_pkh(), credential_type: None }))
         }
-        Presented::Vp { .. } => Err(Error::proof(
-            ProofReason::KindNotAccepted,
-            "Verifiable Presentations are not verified by this version yet".to_owned(),
-        )),
+        Presented::Vp { presentation } => {
+            if !policy.accept.contains(&Kind::Vp) || rule.issuers.is_empty() {
+                return Err(Error::proof(
+                    ProofReason::KindNotAccepted,
+                    format!(
+                        "Verifiable Presentations are not accepted here; this session asks for {}",
+                        policy.describe_for(party)
+                    ),
+                ));
+            }
+            let Value::String(compact) = presentation else {
+                return Err(Error::proof(
+                    ProofReason::Malformed,
+                    "the presentation must be a JWT (VC-JWT); embedded-proof presentations are not verified here",
+                ));
+            };
+            let (domain, challenge) = (domain(signed)?, challenge(signed));
+            let expect = vc::Expect {
+                holder: party,
+                challenge: &challenge,
+                domain: &domain,
+                max_validity_secs: policy.max_validity_secs,
+                now,
+            };
+            let vp = vc::verify_presentation(&compact, &expect, resolver).await?;
+            admit_credentials(rule, party, &vp.credentials, resolver, now).await.map(Some)
+        }
     }
+}
+
+/// The first credential that is valid, issued to `party` and trusted by `rule`; else the
+/// reason the first one fails.
+async fn admit_credentials(
+    rule: &Rule,
+    party: &str,
+    credentials: &[String],
+    resolver: &dyn DidResolver,
+    now: u64,
+) -> Result<Identity> {
+    let mut first_err = None;
+    for c in credentials {
+        let outcome = async {
+            // Trust first: an untrusted issuer's DID is never resolved (no fetches for it).
+            let (issuer, types) = vc::peek_issuer(c)?;
+            let trust = rule.trusts(&issuer, &types).ok_or_else(|| {
+                let trusted: Vec<String> = rule.issuers.iter().map(Trust::to_string).collect();
+                Error::proof(
+                    ProofReason::UntrustedIssuer,
+                    format!(
+                        "a {} from {issuer}, which this session does not trust (it trusts {})",
+                        types.join("/"),
+                        trusted.join(", ")
+                    ),
+                )
+            })?;
+            let cred = vc::verify_credential(c, resolver, now).await?;
+            if cred.subject != party {
+                return Err(Error::proof(
+                    ProofReason::SubjectMismatch,
+                    format!("the credential was issued to {}, not to the sender {party}", cred.subject),
+                ));
+            }
+            let shown = trust
+                .types
+                .iter()
+                .find(|t| cred.types.contains(t))
+                .or_else(|| cred.types.iter().rev().find(|t| *t != "VerifiableCredential"))
+                .cloned();
+            Ok(Identity { kind: Kind::Vp, id: cred.issuer, credential_type: shown })
+        }
+        .await;
+        match outcome {
+            Ok(id) => return Ok(id),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| Error::proof(ProofReason::Malformed, "the presentation carries no credential")))
+}
+
+/// Presents `credentials` (VC-JWTs issued to `party`) for this session, signed with the
+/// party's authentication key; valid for the policy's longest validity or until the
+/// session's join deadline.
+pub fn vp_present(
+    signed: &Signed,
+    party: &str,
+    credentials: &[String],
+    kid: &str,
+    key: &SecretKey,
+    now: u64,
+) -> Result<Presented> {
+    let max = policy_of(signed)?.map_or(policy::DEFAULT_MAX_VALIDITY_SECS, |p| p.max_validity_secs);
+    let until = signed.descriptor.expires.min(now + max);
+    if until <= now {
+        return Err(Error::State(format!("session {} is no longer open", signed.descriptor.id)));
+    }
+    let (challenge, domain) = (challenge(signed), domain(signed)?);
+    let binding = vc::Binding { challenge: &challenge, domain: &domain, from: now, until };
+    let compact = vc::present(credentials, party, &binding, kid, key)?;
+    Ok(Presented::Vp { presentation: Value::String(compact) })
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vp_tests;

@@ -45,6 +45,16 @@ pub struct Trust {
     pub types: Vec<String>,
 }
 
+impl fmt::Display for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.types.is_empty() {
+            f.write_str(&self.issuer)
+        } else {
+            write!(f, "{} ({})", self.issuer, self.types.join(", "))
+        }
+    }
+}
+
 /// What one party (or every party) must prove.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
@@ -217,17 +227,7 @@ impl Policy {
             });
         }
         if self.accept.contains(&Kind::Vp) && !rule.issuers.is_empty() {
-            let issuers: Vec<String> = rule
-                .issuers
-                .iter()
-                .map(|t| {
-                    if t.types.is_empty() {
-                        t.issuer.clone()
-                    } else {
-                        format!("{} ({})", t.issuer, t.types.join(", "))
-                    }
-                })
-                .collect();
+            let issuers: Vec<String> = rule.issuers.iter().map(Trust::to_string).collect();
             out.push(format!("a Verifiable Presentation of a credential from {}", issuers.join(" or ")));
         }
         out.join(", or ")

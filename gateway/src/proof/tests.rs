@@ -7,17 +7,30 @@ use super::eth::{Account, LocalKey};
 use super::*;
 use crate::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
 
-const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+/// [`super::admit`] with the standard resolver (did:key, did:peer), run to completion.
+pub(super) fn admit(s: &Signed, party: &str, proof: Option<&Value>, now: u64) -> Result<Option<Identity>> {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(super::admit(s, party, proof, &did_core::Resolver::default(), now))
+}
+
+pub(super) const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const ALICE: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
 const BOB: &str = "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG";
 const HOST: &str = "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WXWSkDu8K4p";
 
 fn session(id: &str, proofs: Value) -> Signed {
+    session_with(id, proofs, &[ALICE, BOB])
+}
+
+/// A signed-looking session (no JWS) hosted by HOST with these invitees.
+pub(super) fn session_with(id: &str, proofs: Value, invitees: &[&str]) -> Signed {
+    let mut roster = vec![HOST.to_owned()];
+    roster.extend(invitees.iter().map(|d| d.to_string()));
     let d = Descriptor {
         v: VERSION,
         id: id.into(),
         host: HOST.into(),
-        roster: vec![HOST.into(), ALICE.into(), BOB.into()],
+        roster,
         program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
         mpyc: MpcOptions::default(),
         proofs,
@@ -41,7 +54,7 @@ fn account(k: &LocalKey) -> Account {
     Account { chain: 1, address: k.address() }
 }
 
-fn reason(r: Result<Option<Identity>>) -> ProofReason {
+pub(super) fn reason(r: Result<Option<Identity>>) -> ProofReason {
     r.expect_err("the proof must be refused").proof_reason().expect("a proof refusal")
 }
 
