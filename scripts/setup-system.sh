@@ -2,7 +2,8 @@
 # Installs the system packages didmpc's demo (--demo) or test suite (--tests) needs, when
 # missing (Debian/Ubuntu via apt-get; needs root for that). Prints what it does.
 #   --demo : python3 with the venv module
-#   --tests: also nftables + iproute2 (NAT lab in network namespaces) and openssl (MPyC --ssl certs)
+#   --tests: also nftables + iproute2 (NAT lab in network namespaces), openssl (MPyC --ssl certs)
+#            and node + npm (the Digital Bazaar VC interop oracle)
 set -euo pipefail
 mode="${1:---tests}"
 need=()
@@ -12,6 +13,8 @@ if [ "$mode" = --tests ]; then
   command -v nft >/dev/null || need+=(nftables)
   command -v ip >/dev/null || need+=(iproute2)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}" >&2

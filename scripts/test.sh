@@ -11,15 +11,16 @@ cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v python3 >/dev/null || { echo "python3 is required (the interop tests run PyPI didcomm)"; exit 1; }
 
-step "system packages (nftables, iproute2, openssl, python3-venv)"
+step "system packages (nftables, iproute2, openssl, python3-venv, nodejs, npm)"
 scripts/setup-system.sh --tests
 # The NAT lab tests build network namespaces: they need root and fail loudly without it.
 [ "$(id -u)" = 0 ] || { echo "the test suite needs root (the NAT lab builds network namespaces)"; exit 1; }
 
-step "python venvs (PyPI didcomm, siwe + eth-account and didkit oracles, pinned MPyC)"
+step "python venvs and npm packages (didcomm, siwe + eth-account, didkit, @digitalbazaar/vc oracles; pinned MPyC)"
 tests/interop/python/setup-venv.sh >/dev/null
 tests/interop/siwe/setup-venv.sh >/dev/null
 tests/interop/didkit/setup-venv.sh >/dev/null
+tests/interop/dbvc/setup.sh >/dev/null
 mpc/setup-venv.sh >/dev/null
 
 step "format"

@@ -5,9 +5,14 @@
 //! - presentations DIDKit makes as the holder, over our session challenge and domain, are
 //!   admitted; one made for another session is refused (nonce reused);
 //! - credentials and presentations we make pass DIDKit's own verifier, and tampered ones
-//!   do not.
+//!   do not;
+//! - Data Integrity (JSON-LD) credentials issued by DIDKit (`Ed25519Signature2018`) and by
+//!   Digital Bazaar's `@digitalbazaar/vc` 7.3.0 on node (`Ed25519Signature2020`, contexts
+//!   loaded offline) are admitted inside our presentation; edited, expired or untrusted
+//!   ones are refused for that reason.
 //!
-//! The pinned venv comes from `tests/interop/didkit/setup-venv.sh`; this test never skips.
+//! The pinned venv comes from `tests/interop/didkit/setup-venv.sh`, the pinned npm set
+//! from `tests/interop/dbvc/setup.sh`; this test never skips.
 
 #[path = "support/oracle.rs"]
 mod oracle;
@@ -60,7 +65,8 @@ fn trusting(issuer: &str) -> Value {
 
 fn credential_body(issuer: &str, subject: &str, from: u64, until: u64) -> Value {
     json!({
-        "@context": [vc::CONTEXT_V1],
+        // Types and claims outside the W3C context resolve through an inline vocabulary.
+        "@context": [vc::CONTEXT_V1, {"@vocab": "https://didmpc.dev/credentials#"}],
         "id": "urn:uuid:0b7e4f8e-49a3-4c38-9d39-2f8a9e7d1c55",
         "type": ["VerifiableCredential", EMPLOYEE],
         "issuer": issuer,
@@ -100,7 +106,8 @@ fn didkit_issued_credentials_are_admitted_or_refused_for_the_right_reason() {
     let jwt = |i: usize| got[i]["jwt"].as_str().unwrap().to_owned();
     let s = oracle::session("AAECAwQFBgcICQoLDA0ODw", HOST, &[&alice.did, &bob.did], trusting(iss), t);
     let present = |creds: &[String]| {
-        serde_json::to_value(proof::vp_present(&s, &alice.did, creds, &alice.kid, &alice.key, t).unwrap()).unwrap()
+        let creds: Vec<Value> = creds.iter().map(|c| json!(c)).collect();
+        serde_json::to_value(proof::vp_present(&s, &alice.did, &creds, &alice.kid, &alice.key, t).unwrap()).unwrap()
     };
 
     let id = oracle::admit(&s, &alice.did, Some(&present(&[jwt(0)])), t).expect("DIDKit's credential admitted");
@@ -160,7 +167,7 @@ fn our_credentials_and_presentations_pass_didkits_verifier() {
     )
     .unwrap();
     let s = oracle::session("AAECAwQFBgcICQoLDA0ODw", HOST, &[&alice.did], trusting(&acme.did), t);
-    let vp = jwt_of(&proof::vp_present(&s, &alice.did, std::slice::from_ref(&c), &alice.kid, &alice.key, t).unwrap());
+    let vp = jwt_of(&proof::vp_present(&s, &alice.did, &[json!(c)], &alice.kid, &alice.key, t).unwrap());
     let (challenge, domain) = (proof::challenge(&s), proof::domain(&s).unwrap());
     // A signature byte flipped.
     let mut tampered = c.clone().into_bytes();
@@ -178,4 +185,88 @@ fn our_credentials_and_presentations_pass_didkits_verifier() {
     assert!(errors(1).is_empty() && !got[1]["checks"].as_array().unwrap().is_empty(), "presentation: {}", got[1]);
     assert!(!errors(2).is_empty(), "DIDKit must refuse a tampered credential: {}", got[2]);
     assert!(!errors(3).is_empty(), "DIDKit must refuse another challenge: {}", got[3]);
+}
+
+/// Runs the Digital Bazaar oracle (node) on one batch of requests.
+fn digital_bazaar(reqs: Value) -> Vec<Value> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let script = oracle::dir("dbvc").join("setup.sh");
+        let out = std::process::Command::new("bash").arg(&script).output().expect("run setup.sh");
+        assert!(
+            out.status.success(),
+            "the Digital Bazaar VC oracle (node + npm) is required; run `bash {}` and read its errors:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    });
+    let mut child = std::process::Command::new("node")
+        .arg("oracle.mjs")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), reqs.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "node oracle failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let answers: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON answers");
+    for a in &answers {
+        assert!(a.get("error").is_none(), "Digital Bazaar oracle failed: {a}");
+    }
+    answers
+}
+
+/// Alice presents `credential` (an embedded-proof object) in a session trusting `issuer`.
+fn present_object(issuer: &str, alice: &Ours, credential: &Value, t: u64) -> gateway::Result<Option<proof::Identity>> {
+    let s = oracle::session("AAECAwQFBgcICQoLDA0ODw", HOST, &[&alice.did], trusting(issuer), t);
+    let p = proof::vp_present(&s, &alice.did, std::slice::from_ref(credential), &alice.kid, &alice.key, t).unwrap();
+    oracle::admit(&s, &alice.did, Some(&serde_json::to_value(p).unwrap()), t)
+}
+
+/// A signed credential with a subject claim changed after signing.
+fn edited(c: &Value) -> Value {
+    let mut c = c.clone();
+    c["credentialSubject"]["employeeOf"] = json!("Mallory Inc.");
+    c
+}
+
+#[test]
+fn data_integrity_credentials_from_didkit_are_admitted_or_refused_for_the_right_reason() {
+    let t = now();
+    let alice = ours();
+    let issuer = &didkit(json!([{"op": "new_key"}]))[0];
+    let iss = issuer["did"].as_str().unwrap();
+    let ldp = |from: u64, until: u64| {
+        json!({"op": "issue", "jwk": issuer["jwk"], "format": "ldp",
+               "credential": credential_body(iss, &alice.did, from, until)})
+    };
+    let got = didkit(json!([ldp(t - 3600, t + 86_400), ldp(t - 86_400, t - 60)]));
+    let (good, old) = (&got[0]["credential"], &got[1]["credential"]);
+    assert_eq!(good["proof"]["type"], "Ed25519Signature2018", "{good}");
+    let id = present_object(iss, &alice, good, t).expect("DIDKit's Data Integrity credential admitted").unwrap();
+    assert_eq!((id.id.as_str(), id.credential_type.as_deref()), (iss, Some(EMPLOYEE)));
+    assert_eq!(reason(present_object(iss, &alice, &edited(good), t)), ProofReason::BadSignature);
+    assert_eq!(reason(present_object(iss, &alice, old, t)), ProofReason::Expired);
+    assert_eq!(reason(present_object(HOST, &alice, good, t)), ProofReason::UntrustedIssuer);
+}
+
+#[test]
+fn data_integrity_credentials_from_digital_bazaar_are_admitted_or_refused_for_the_right_reason() {
+    let t = now();
+    let (alice, bob) = (ours(), ours());
+    let ask = |subject: &str| {
+        json!({"op": "issue", "subject": subject, "types": [EMPLOYEE],
+               "issuanceDate": proof::time::format(t - 3600), "expirationDate": proof::time::format(t + 86_400)})
+    };
+    let got = digital_bazaar(json!([ask(&alice.did), ask(&bob.did)]));
+    let (iss, good) = (got[0]["issuer"].as_str().unwrap(), &got[0]["credential"]);
+    assert_eq!(good["proof"]["type"], "Ed25519Signature2020", "{good}");
+    let id = present_object(iss, &alice, good, t).expect("Digital Bazaar's credential admitted").unwrap();
+    assert_eq!((id.kind, id.id.as_str(), id.credential_type.as_deref()), (Kind::Vp, iss, Some(EMPLOYEE)));
+    assert_eq!(reason(present_object(iss, &alice, &edited(good), t)), ProofReason::BadSignature);
+    let (bob_iss, bobs) = (got[1]["issuer"].as_str().unwrap(), &got[1]["credential"]);
+    assert_eq!(reason(present_object(bob_iss, &alice, bobs, t)), ProofReason::SubjectMismatch);
 }

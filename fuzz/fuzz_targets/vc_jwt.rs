@@ -1,10 +1,10 @@
 //! What a host parses from a `join` proof of kind `vp` (network bytes): a compact JWS
-//! whose claims are a VP or a VC, then the whole verification (did:key / did:peer resolve
-//! locally, no network). No panic, and every refusal carries a proof reason (so the party
+//! whose claims are a VP or a VC, or a JSON credential with an embedded Data Integrity
+//! proof, then the whole verification (did:key / did:peer resolve locally, no network). No panic, and every refusal carries a proof reason (so the party
 //! gets a problem report that says why).
 #![no_main]
 
-use gateway::proof::{jwt, vc};
+use gateway::proof::{di, jwt, vc};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u64 = 1_800_000_000;
@@ -38,5 +38,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Err(e) = rt.block_on(vc::verify_credential(text, &resolver, NOW)) {
         assert!(e.proof_reason().is_some(), "{e}");
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        if let Err(e) = di::peek_issuer(&v) {
+            assert!(e.proof_reason().is_some(), "{e}");
+        }
+        if let Err(e) = rt.block_on(di::verify_credential(&v, &resolver, NOW)) {
+            assert!(e.proof_reason().is_some(), "{e}");
+        }
     }
 });

@@ -187,20 +187,21 @@ pub async fn await_joins(
         if !missing.contains(&pid) {
             continue;
         }
-        let identity = match crate::proof::admit(signed, &sender, m.body.get("proof"), host.resolver(), now()).await {
-            Ok(id) => id,
-            Err(e) => {
-                let reason = e.proof_reason().map_or("malformed", |r| r.code());
-                let code = format!("e.p.req.proof.{reason}");
-                let why = e.to_string();
-                tracing::warn!(from = %sender, session = %d.id, %why, "identity proof refused");
-                if let Err(e) = host.send(problem(&m, &code, &why), &sender).await {
-                    tracing::warn!(to = %sender, error = %e, "could not send the refusal");
+        let identity =
+            match Box::pin(crate::proof::admit(signed, &sender, m.body.get("proof"), host.resolver(), now())).await {
+                Ok(id) => id,
+                Err(e) => {
+                    let reason = e.proof_reason().map_or("malformed", |r| r.code());
+                    let code = format!("e.p.req.proof.{reason}");
+                    let why = e.to_string();
+                    tracing::warn!(from = %sender, session = %d.id, %why, "identity proof refused");
+                    if let Err(e) = host.send(problem(&m, &code, &why), &sender).await {
+                        tracing::warn!(to = %sender, error = %e, "could not send the refusal");
+                    }
+                    progress(Progress::Refused { did: sender.clone(), pid, code, why });
+                    continue;
                 }
-                progress(Progress::Refused { did: sender.clone(), pid, code, why });
-                continue;
-            }
-        };
+            };
         if missing.remove(&pid) {
             identities[pid] = identity.as_ref().map(ToString::to_string);
             progress(Progress::Joined { did: sender.clone(), pid, identity });

@@ -18,8 +18,10 @@ pub(super) async fn run(home_flag: Option<&Path>, c: CredentialCommand) -> Resul
     match c {
         CredentialCommand::Issue(a) => issue(home_flag, a).await,
         CredentialCommand::Verify { file } => {
-            let text = read_credential(&file)?;
-            let c = vc::verify_credential(&text, &resolver()?, now()).await?;
+            let c = match read_credential(&file)? {
+                Value::String(jwt) => vc::verify_credential(&jwt, &resolver()?, now()).await?,
+                obj => gateway::proof::di::verify_credential(&obj, &resolver()?, now()).await?,
+            };
             print_json(&json!({
                 "issuer": c.issuer,
                 "subject": c.subject,
@@ -31,18 +33,24 @@ pub(super) async fn run(home_flag: Option<&Path>, c: CredentialCommand) -> Resul
     }
 }
 
-/// A VC-JWT from a file (`-`: stdin), whitespace trimmed.
-pub(super) fn read_credential(path: &Path) -> Result<String> {
+/// A credential from a file (`-`: stdin): a VC-JWT (as a JSON string) or a JSON object
+/// with an embedded Data Integrity proof.
+pub(super) fn read_credential(path: &Path) -> Result<Value> {
     let text = if path == Path::new("-") {
         read_stdin(jwt::MAX_JWT_BYTES)?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading the credential {}", path.display()))?
     };
-    let text = text.trim().to_owned();
-    if text.split('.').count() != 3 {
-        bail!("{} is not a VC-JWT (expected header.payload.signature)", path.display());
+    let text = text.trim();
+    if text.starts_with('{') {
+        let v: Value =
+            serde_json::from_str(text).with_context(|| format!("{} is not a JSON credential", path.display()))?;
+        return Ok(v);
     }
-    Ok(text)
+    if text.split('.').count() != 3 {
+        bail!("{} is neither a VC-JWT (header.payload.signature) nor a JSON credential", path.display());
+    }
+    Ok(Value::String(text.to_owned()))
 }
 
 fn claims(pairs: &[String]) -> Result<Map<String, Value>> {

@@ -6,6 +6,7 @@
 //! - [`policy`]: the descriptor's `proofs` field;
 //! - [`admit`]: the host's check of what a `join` carries.
 
+pub mod di;
 pub mod eth;
 pub mod jwt;
 pub mod policy;
@@ -214,7 +215,7 @@ pub async fn admit(
 async fn admit_credentials(
     rule: &Rule,
     party: &str,
-    credentials: &[String],
+    credentials: &[Value],
     resolver: &dyn DidResolver,
     now: u64,
 ) -> Result<Identity> {
@@ -222,7 +223,10 @@ async fn admit_credentials(
     for c in credentials {
         let outcome = async {
             // Trust first: an untrusted issuer's DID is never resolved (no fetches for it).
-            let (issuer, types) = vc::peek_issuer(c)?;
+            let (issuer, types) = match c {
+                Value::String(jwt) => vc::peek_issuer(jwt)?,
+                other => di::peek_issuer(other)?,
+            };
             let trust = rule.trusts(&issuer, &types).ok_or_else(|| {
                 let trusted: Vec<String> = rule.issuers.iter().map(Trust::to_string).collect();
                 Error::proof(
@@ -234,7 +238,10 @@ async fn admit_credentials(
                     ),
                 )
             })?;
-            let cred = vc::verify_credential(c, resolver, now).await?;
+            let cred = match c {
+                Value::String(jwt) => vc::verify_credential(jwt, resolver, now).await?,
+                other => Box::pin(di::verify_credential(other, resolver, now)).await?,
+            };
             if cred.subject != party {
                 return Err(Error::proof(
                     ProofReason::SubjectMismatch,
@@ -260,13 +267,14 @@ async fn admit_credentials(
     Err(first_err.unwrap_or_else(|| Error::proof(ProofReason::Malformed, "the presentation carries no credential")))
 }
 
-/// Presents `credentials` (VC-JWTs issued to `party`) for this session, signed with the
+/// Presents `credentials` (VC-JWT strings or embedded-proof credentials issued to
+/// `party`) for this session, signed with the
 /// party's authentication key; valid for the policy's longest validity or until the
 /// session's join deadline.
 pub fn vp_present(
     signed: &Signed,
     party: &str,
-    credentials: &[String],
+    credentials: &[Value],
     kid: &str,
     key: &SecretKey,
     now: u64,

@@ -77,9 +77,9 @@ pub struct Binding<'a> {
     pub until: u64,
 }
 
-/// Presents `credentials` (VC-JWTs) as `holder` for a session: a VP-JWT with `nonce` =
+/// Presents `credentials` (VC-JWT strings or embedded-proof credential objects) as `holder` for a session: a VP-JWT with `nonce` =
 /// the challenge and `aud` = the domain, signed with the holder's authentication key.
-pub fn present(credentials: &[String], holder: &str, b: &Binding<'_>, kid: &str, key: &SecretKey) -> Result<String> {
+pub fn present(credentials: &[Value], holder: &str, b: &Binding<'_>, kid: &str, key: &SecretKey) -> Result<String> {
     let claims = json!({
         "iss": holder,
         "aud": b.domain,
@@ -120,7 +120,7 @@ fn agree<'a>(claim: Option<&'a str>, prop: Option<&'a str>, name: &str) -> Resul
     }
 }
 
-fn id_of(v: Option<&Value>) -> Option<&str> {
+pub(super) fn id_of(v: Option<&Value>) -> Option<&str> {
     match v? {
         Value::String(s) => Some(s),
         Value::Object(o) => o.get("id").and_then(Value::as_str),
@@ -128,7 +128,7 @@ fn id_of(v: Option<&Value>) -> Option<&str> {
     }
 }
 
-fn types_of(obj: &Map<String, Value>, required: &str, what: &str) -> Result<Vec<String>> {
+pub(super) fn types_of(obj: &Map<String, Value>, required: &str, what: &str) -> Result<Vec<String>> {
     let types: Vec<String> = match obj.get("type") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
@@ -163,7 +163,7 @@ fn date(jwt: &Unverified, claim: &str, obj: &Map<String, Value>, props: &[&str])
 }
 
 /// Checks `nbf`/`exp` against `now` (with clock skew); `what` names the thing.
-fn check_dates(nbf: Option<i64>, exp: Option<i64>, now: i64, what: &str) -> Result<()> {
+pub(super) fn check_dates(nbf: Option<i64>, exp: Option<i64>, now: i64, what: &str) -> Result<()> {
     if let Some(exp) = exp {
         if now >= exp {
             return Err(Error::proof(
@@ -232,13 +232,14 @@ pub struct Expect<'a> {
 }
 
 /// A presentation whose holder signature, binding and dates were checked; its
-/// credentials are still compact JWTs (see [`verify_credential`]).
+/// credentials are not checked yet (VC-JWT strings: [`verify_credential`]; objects with
+/// an embedded proof: [`super::di::verify_credential`]).
 #[derive(Debug, Clone)]
 pub struct Presentation {
     /// The holder's DID.
     pub holder: String,
-    /// The enclosed VC-JWTs.
-    pub credentials: Vec<String>,
+    /// The enclosed credentials.
+    pub credentials: Vec<Value>,
 }
 
 /// Verifies a VP-JWT: made for this session (`nonce`, `aud`), by the expected holder
@@ -279,16 +280,13 @@ pub async fn verify_presentation(
         ));
     }
     let credentials = match vp.get("verifiableCredential") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) if !a.is_empty() => a
-            .iter()
-            .map(|c| match c {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(malformed(
-                    "a credential with an embedded (Data Integrity) proof: this version verifies JWT credentials only",
-                )),
-            })
-            .collect::<Result<_>>()?,
+        Some(c @ (Value::String(_) | Value::Object(_))) => vec![c.clone()],
+        Some(Value::Array(a)) if !a.is_empty() => {
+            if let Some(bad) = a.iter().find(|c| !matches!(c, Value::String(_) | Value::Object(_))) {
+                return Err(malformed(format!("a credential is neither a JWT nor an object: {bad}")));
+            }
+            a.clone()
+        }
         _ => return Err(malformed("the presentation carries no credential")),
     };
     jwt.verify(&holder, Relationship::Authentication, resolver).await?;

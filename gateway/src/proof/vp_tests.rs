@@ -40,7 +40,8 @@ fn credential(issuer: &Party, subject: &str, types: &[&str], from: u64, until: O
 }
 
 fn vp(s: &Signed, holder: &Party, creds: &[String], now: u64) -> Value {
-    serde_json::to_value(vp_present(s, &holder.did, creds, &holder.kid, &holder.key, now).unwrap()).unwrap()
+    let creds: Vec<Value> = creds.iter().map(|c| json!(c)).collect();
+    serde_json::to_value(vp_present(s, &holder.did, &creds, &holder.kid, &holder.key, now).unwrap()).unwrap()
 }
 
 fn policy(issuer: &str, types: &[&str]) -> Value {
@@ -191,4 +192,60 @@ fn malformed_and_unaccepted_presentations_are_refused() {
         reason(admit(&siwe_only, &alice.did, Some(&vp(&siwe_only, &alice, &[c], NOW)), NOW)),
         ProofReason::KindNotAccepted
     );
+}
+
+/// A credential issued by Digital Bazaar's `@digitalbazaar/vc` 7.3.0 (Ed25519Signature2020,
+/// did:key issuer, subject ALICE of the SIWE tests, issued 2026-01-01, no expiry).
+const DBVC: &str = include_str!("fixtures/dbvc_employee.json");
+const LATER: u64 = 1_800_000_000; // 2027-01-15
+
+fn di(v: &Value, now: u64) -> Result<vc::Credential> {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(di::verify_credential(v, &did_core::Resolver::default(), now))
+}
+
+fn di_reason(v: &Value, now: u64) -> ProofReason {
+    di(v, now).expect_err("must be refused").proof_reason().expect("a proof refusal")
+}
+
+#[test]
+fn a_data_integrity_credential_from_another_implementation_verifies_with_ssi() {
+    let c: Value = serde_json::from_str(DBVC).unwrap();
+    let v = di(&c, LATER).unwrap();
+    assert_eq!(v.issuer, c["issuer"].as_str().unwrap());
+    assert_eq!(v.subject, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK");
+    assert_eq!(v.types, vec!["VerifiableCredential".to_owned(), EMPLOYEE.to_owned()]);
+    assert_eq!(v.signed_by, c["proof"]["verificationMethod"].as_str().unwrap());
+    assert_eq!(di::peek_issuer(&c).unwrap().0, v.issuer);
+}
+
+#[test]
+fn edited_misattributed_and_premature_data_integrity_credentials_are_refused() {
+    let c: Value = serde_json::from_str(DBVC).unwrap();
+    let mut edited = c.clone();
+    edited["credentialSubject"]["employeeOf"] = json!("Mallory Inc.");
+    assert_eq!(di_reason(&edited, LATER), ProofReason::BadSignature);
+    let mut added = c.clone();
+    added["type"] = json!(["VerifiableCredential", EMPLOYEE, "AdminCredential"]);
+    assert_eq!(di_reason(&added, LATER), ProofReason::BadSignature);
+    // The proof names a key of another DID than the issuer.
+    let mut other = c.clone();
+    other["issuer"] = json!(party().did);
+    assert_eq!(di_reason(&other, LATER), ProofReason::BadSignature);
+    let mut purpose = c.clone();
+    purpose["proof"]["proofPurpose"] = json!("authentication");
+    assert_eq!(di_reason(&purpose, LATER), ProofReason::BadSignature);
+    // Before its issuance date (2026-01-01).
+    assert_eq!(di_reason(&c, 1_767_225_600 - 3600), ProofReason::NotYetValid);
+    let mut expired = c.clone();
+    expired["expirationDate"] = json!("2026-06-01T00:00:00Z");
+    assert_eq!(di_reason(&expired, LATER), ProofReason::Expired);
+    // Shapes that are not one object with one proof.
+    let mut two = c.clone();
+    two["proof"] = json!([c["proof"], c["proof"]]);
+    assert_eq!(di_reason(&two, LATER), ProofReason::Malformed);
+    let mut none = c.clone();
+    none.as_object_mut().unwrap().remove("proof");
+    assert_eq!(di_reason(&none, LATER), ProofReason::Malformed);
+    assert_eq!(di_reason(&json!([1, 2]), LATER), ProofReason::Malformed);
 }

@@ -6,15 +6,17 @@ Reads one JSON array of requests on stdin, writes one JSON array of answers on s
 
   {"op": "new_key"}
       -> {"jwk": {...}, "did": "did:key:...", "vm": "did:key:...#..."}
-  {"op": "issue", "jwk": J, "credential": {...}}
+  {"op": "issue", "jwk": J, "credential": {...}, "format": "jwt" | "ldp"}
       -> {"jwt": "..."}        (issue_credential, proofFormat jwt, assertionMethod)
+       | {"credential": {...}} (proofFormat ldp: an Ed25519Signature2018 Data Integrity proof)
   {"op": "present", "jwk": J, "presentation": {...}, "challenge": C, "domain": D}
       -> {"jwt": "..."}        (issue_presentation, proofFormat jwt, authentication)
   {"op": "verify_credential", "jwt": T}
   {"op": "verify_presentation", "jwt": T, "challenge": C, "domain": D}
       -> {"checks": [...], "warnings": [...], "errors": [...]}   (DIDKit's own result)
 
-No network is used: did:key resolves locally and JWT proofs need no JSON-LD contexts.
+No network is used: did:key resolves locally, JWT proofs need no JSON-LD contexts and
+DIDKit bundles the W3C contexts Data Integrity proofs need.
 Nothing here is didmpc code: the point is to check ours against DIDKit.
 """
 
@@ -36,9 +38,10 @@ async def answer(req):
     if op == "issue":
         jwk = json.dumps(req["jwk"])
         vm = await didkit.key_to_verification_method("key", jwk)
-        opts = {"proofFormat": "jwt", "proofPurpose": "assertionMethod", "verificationMethod": vm}
-        jwt = await didkit.issue_credential(json.dumps(req["credential"]), json.dumps(opts), jwk)
-        return {"jwt": jwt}
+        fmt = req.get("format", "jwt")
+        opts = {"proofFormat": fmt, "proofPurpose": "assertionMethod", "verificationMethod": vm}
+        out = await didkit.issue_credential(json.dumps(req["credential"]), json.dumps(opts), jwk)
+        return {"jwt": out} if fmt == "jwt" else {"credential": json.loads(out)}
     if op == "present":
         jwk = json.dumps(req["jwk"])
         vm = await didkit.key_to_verification_method("key", jwk)
