@@ -4,8 +4,11 @@
 //! contexts come only from `ssi`'s bundled set (the W3C credentials, security and suite
 //! contexts) or inline: nothing is fetched.
 
+use std::panic::AssertUnwindSafe;
+
 use chrono::DateTime;
 use did_core::{Did, DidDocument, DidResolver, KeyKind, Relationship};
+use futures_util::FutureExt;
 use serde_json::{Map, Value};
 use ssi_claims::{Invalid, InvalidClaims, VerificationParameters};
 use ssi_dids_core::{resolution::Output, StaticDIDResolver, VerificationMethodDIDResolver};
@@ -79,6 +82,37 @@ fn refused(e: Invalid) -> Error {
     }
 }
 
+/// True if every `%XX` sequence in every string of `v` decodes to UTF-8 (the JSON-LD
+/// stack under `ssi` panics on IRIs that do not).
+fn percent_encoding_is_utf8(v: &Value) -> bool {
+    fn text_ok(s: &str) -> bool {
+        if !s.contains('%') {
+            return true;
+        }
+        let (b, mut out, mut i) = (s.as_bytes(), Vec::with_capacity(s.len()), 0);
+        let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+        while i < b.len() {
+            match (b[i], hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (c, _, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        std::str::from_utf8(&out).is_ok()
+    }
+    match v {
+        Value::String(s) => text_ok(s),
+        Value::Array(a) => a.iter().all(percent_encoding_is_utf8),
+        Value::Object(o) => o.iter().all(|(k, v)| text_ok(k) && percent_encoding_is_utf8(v)),
+        _ => true,
+    }
+}
+
 /// Verifies an embedded-proof credential: form, dates, that the proof is the issuer's
 /// (`assertionMethod`), then the proof itself with `ssi`.
 pub async fn verify_credential(v: &Value, resolver: &dyn DidResolver, now: u64) -> Result<Credential> {
@@ -118,6 +152,9 @@ pub async fn verify_credential(v: &Value, resolver: &dyn DidResolver, now: u64) 
         return Err(Error::proof(ProofReason::BadSignature, format!("{vm} is not an assertionMethod key of {issuer}")));
     }
     check_dates(from, until, now as i64, "credential")?;
+    if !percent_encoding_is_utf8(v) {
+        return Err(malformed("the credential holds a percent-encoded string that is not UTF-8"));
+    }
 
     let parsed = ssi_claims::vc::v1::data_integrity::any_credential_from_json_str(&v.to_string())
         .map_err(|e| malformed(format!("not a Data Integrity credential: {e}")))?;
@@ -129,11 +166,14 @@ pub async fn verify_credential(v: &Value, resolver: &dyn DidResolver, now: u64) 
     // Our dates (with clock skew) already held; check ssi's at a time inside the period.
     let at = from.map_or(now as i64, |f| f.clamp(now as i64, now as i64 + CLOCK_SKEW_SECS));
     params.date_time = DateTime::from_timestamp(at, 0);
-    match parsed.verify(&params).await {
-        Ok(Ok(())) => Ok(Credential { issuer, subject, types, id, signed_by: vm }),
-        Ok(Err(e)) => Err(refused(e)),
-        Err(e) => {
+    // Whatever else in the JSON-LD stack panics on hostile input refuses the credential
+    // instead of taking the host down.
+    match AssertUnwindSafe(parsed.verify(&params)).catch_unwind().await {
+        Ok(Ok(Ok(()))) => Ok(Credential { issuer, subject, types, id, signed_by: vm }),
+        Ok(Ok(Err(e))) => Err(refused(e)),
+        Ok(Err(e)) => {
             Err(Error::proof(ProofReason::BadSignature, format!("the credential's proof cannot be checked: {e}")))
         }
+        Err(_) => Err(malformed("the credential cannot be processed as JSON-LD")),
     }
 }

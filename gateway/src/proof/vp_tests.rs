@@ -248,4 +248,8 @@ fn edited_misattributed_and_premature_data_integrity_credentials_are_refused() {
     none.as_object_mut().unwrap().remove("proof");
     assert_eq!(di_reason(&none, LATER), ProofReason::Malformed);
     assert_eq!(di_reason(&json!([1, 2]), LATER), ProofReason::Malformed);
+    // Found by fuzzing: a context IRI whose %-escapes are not UTF-8 made the JSON-LD stack
+    // under ssi panic; it is refused instead.
+    let hostile: Value = serde_json::from_str(include_str!("fixtures/fuzz_crash_context.json")).unwrap();
+    assert_eq!(di_reason(&hostile, LATER), ProofReason::Malformed);
 }
