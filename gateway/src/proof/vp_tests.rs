@@ -64,7 +64,7 @@ fn a_presentation_of_a_trusted_credential_is_admitted() {
     let (acme, alice) = (party(), party());
     let s = session_with("s1", policy(&acme.did, &[EMPLOYEE]), &[&alice.did]);
     let c = credential(&acme, &alice.did, &[EMPLOYEE], NOW - 86_400, Some(NOW + 86_400));
-    let id = admit(&s, &alice.did, Some(&vp(&s, &alice, &[c.clone()], NOW)), NOW + 5).unwrap().unwrap();
+    let id = admit(&s, &alice.did, Some(&vp(&s, &alice, std::slice::from_ref(&c), NOW)), NOW + 5).unwrap().unwrap();
     assert_eq!(id, Identity { kind: Kind::Vp, id: acme.did.clone(), credential_type: Some(EMPLOYEE.into()) });
     assert_eq!(id.to_string(), format!("{EMPLOYEE} from {}", acme.did));
     // Any type from an issuer trusted for any type; a credential that never expires.
@@ -86,7 +86,7 @@ fn untrusted_issuers_and_types_are_refused_without_resolving_them() {
     assert_eq!(reason(admit(&s, &alice.did, Some(&vp(&s, &alice, &[other], NOW)), NOW)), ProofReason::UntrustedIssuer);
     let wrong_type = credential(&acme, &alice.did, &["VisitorCredential"], NOW, None);
     assert_eq!(
-        reason(admit(&s, &alice.did, Some(&vp(&s, &alice, &[wrong_type.clone()], NOW)), NOW)),
+        reason(admit(&s, &alice.did, Some(&vp(&s, &alice, std::slice::from_ref(&wrong_type), NOW)), NOW)),
         ProofReason::UntrustedIssuer
     );
     // One good credential among others is enough.
@@ -108,7 +108,7 @@ fn subjects_and_holders_must_be_the_party() {
     // Bob's credential presented by Alice.
     let bobs = credential(&acme, &bob.did, &[EMPLOYEE], NOW, None);
     assert_eq!(
-        reason(admit(&s, &alice.did, Some(&vp(&s, &alice, &[bobs.clone()], NOW)), NOW)),
+        reason(admit(&s, &alice.did, Some(&vp(&s, &alice, std::slice::from_ref(&bobs), NOW)), NOW)),
         ProofReason::SubjectMismatch
     );
     // Bob's own presentation sent by Alice.
@@ -124,7 +124,7 @@ fn expired_and_premature_credentials_and_presentations_are_refused() {
     let future = credential(&acme, &alice.did, &[EMPLOYEE], NOW + 3600, None);
     assert_eq!(reason(admit(&s, &alice.did, Some(&vp(&s, &alice, &[future], NOW)), NOW)), ProofReason::NotYetValid);
     let good = credential(&acme, &alice.did, &[EMPLOYEE], NOW, None);
-    let p = vp(&s, &alice, &[good.clone()], NOW);
+    let p = vp(&s, &alice, std::slice::from_ref(&good), NOW);
     // The presentation is valid until the session's join deadline (NOW + 600).
     assert_eq!(reason(admit(&s, &alice.did, Some(&p), NOW + 601)), ProofReason::Expired);
     // A presentation valid for longer than the policy allows.
@@ -140,7 +140,7 @@ fn presentations_for_another_session_are_refused() {
     let s = session_with("s1", policy(&acme.did, &[]), &[&alice.did]);
     let other = session_with("s2", policy(&acme.did, &[]), &[&alice.did]);
     let c = credential(&acme, &alice.did, &[EMPLOYEE], NOW, None);
-    let p = vp(&other, &alice, &[c.clone()], NOW);
+    let p = vp(&other, &alice, std::slice::from_ref(&c), NOW);
     assert_eq!(reason(admit(&s, &alice.did, Some(&p), NOW)), ProofReason::NonceReused);
     // Same session id, another descriptor (another challenge).
     let mut same_id = session_with("s1", policy(&acme.did, &[]), &[&alice.did]);
