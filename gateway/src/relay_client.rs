@@ -138,26 +138,31 @@ impl Conn {
     }
 
     /// The next packet of any session (round robin) as a DATA frame; forgets sessions that
-    /// ended.
+    /// ended. Returning `None`, it has polled every open queue, so each one wakes the task.
     fn poll_packet(&mut self, cx: &mut Context<'_>) -> Option<Bytes> {
-        let mut k = 0;
-        while k < self.outs.len() {
-            let i = (self.next_out + k) % self.outs.len();
+        let n = self.outs.len();
+        let mut ended = Vec::new();
+        let mut found = None;
+        for k in 0..n {
+            let i = (self.next_out + k) % n;
             let (route, rx) = &mut self.outs[i];
             match rx.poll_recv(cx) {
                 Poll::Ready(Some(p)) => {
                     self.next_out = i + 1;
-                    return Some(frame(OP_DATA, route, &p));
+                    found = Some(frame(OP_DATA, route, &p));
+                    break;
                 }
-                Poll::Ready(None) => {
-                    let route = *route;
-                    self.outs.swap_remove(i);
-                    self.routes.remove(&route);
-                }
-                Poll::Pending => k += 1,
+                Poll::Ready(None) => ended.push(i),
+                Poll::Pending => {}
             }
         }
-        None
+        // Highest index first, so that `swap_remove` only ever moves an entry still kept.
+        ended.sort_unstable();
+        for i in ended.into_iter().rev() {
+            let (route, _) = self.outs.swap_remove(i);
+            self.routes.remove(&route);
+        }
+        found
     }
 
     /// Moves frames both ways until the socket fails or the connection is no longer used.
@@ -311,5 +316,85 @@ fn deliver(routes: &Routes, b: Bytes, url: &str) {
             tracing::warn!(%url, status = b.get(1 + ROUTE_LEN).copied().unwrap_or(255), "relay refused to join a route");
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn conn_with(n: usize) -> (Conn, Vec<mpsc::Sender<Bytes>>) {
+        let (_, cmds) = mpsc::channel(1);
+        let mut conn = Conn {
+            url: "ws://test".into(),
+            cmds,
+            cmds_open: true,
+            routes: HashMap::new(),
+            outs: Vec::new(),
+            next_out: 0,
+            joins: Vec::new(),
+            unflushed: false,
+        };
+        let mut txs = Vec::new();
+        for r in 0..n {
+            let (tx, out) = mpsc::channel(8);
+            let (in_tx, _) = mpsc::channel(1);
+            conn.routes.insert([r as u8; ROUTE_LEN], (0, in_tx));
+            conn.outs.push(([r as u8; ROUTE_LEN], out));
+            txs.push(tx);
+        }
+        (conn, txs)
+    }
+
+    /// Whatever the round-robin position and whichever sessions ended, a `None` from
+    /// `poll_packet` leaves every open queue polled: a packet queued afterwards wakes the
+    /// task, and the packets already queued all come out, each once, on their own route.
+    #[test]
+    fn poll_packet_polls_every_open_queue_and_forgets_ended_ones() {
+        for n in 1..=5usize {
+            for next_out in 0..=n {
+                for ended in 0..(1u32 << n) {
+                    let (mut conn, txs) = conn_with(n);
+                    conn.next_out = next_out;
+                    let mut open = Vec::new();
+                    for (r, tx) in txs.into_iter().enumerate() {
+                        if ended & (1 << r) == 0 {
+                            tx.try_send(Bytes::from(vec![r as u8])).unwrap();
+                            open.push((r, tx));
+                        }
+                    }
+                    let count = Arc::new(Count(AtomicUsize::new(0)));
+                    let waker = Waker::from(count.clone());
+                    let mut cx = Context::from_waker(&waker);
+                    let mut got = Vec::new();
+                    while let Some(f) = conn.poll_packet(&mut cx) {
+                        assert_eq!(f[0], OP_DATA);
+                        assert_eq!(f[1 + ROUTE_LEN..], [f[1]], "payload on its own route");
+                        got.push(f[1] as usize);
+                    }
+                    got.sort_unstable();
+                    let want: Vec<usize> = open.iter().map(|(r, _)| *r).collect();
+                    assert_eq!(got, want, "n={n} next_out={next_out} ended={ended:b}");
+                    assert_eq!(conn.outs.len(), open.len());
+                    assert_eq!(conn.routes.len(), open.len());
+                    for (k, (_, tx)) in open.iter().enumerate() {
+                        tx.try_send(Bytes::from_static(b"x")).unwrap();
+                        assert_eq!(count.0.load(Ordering::SeqCst), k + 1, "n={n} next_out={next_out} ended={ended:b}");
+                        assert!(conn.poll_packet(&mut cx).is_some());
+                        assert!(conn.poll_packet(&mut cx).is_none());
+                    }
+                }
+            }
+        }
     }
 }

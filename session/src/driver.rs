@@ -398,7 +398,7 @@ impl Driver {
         let mut progress = false;
         let mut done = Vec::new();
         let Driver { session, pipes, scratch, .. } = self;
-        for (&id, pipe) in pipes.iter_mut() {
+        'pipes: for (&id, pipe) in pipes.iter_mut() {
             // application → session
             loop {
                 if !pipe.out.is_empty() {
@@ -428,7 +428,15 @@ impl Driver {
                         let taken = session.write(id, data).unwrap_or(0);
                         pipe.out.extend_from_slice(&data[taken..]);
                     }
-                    Poll::Ready(Err(_)) => pipe.out_eof = true,
+                    Poll::Ready(Err(_)) => {
+                        // Attached I/O failed (e.g. a TCP reset): the peer must not take
+                        // what it got for the whole stream, so reset it rather than FIN.
+                        // (A `SessionStream`'s pipe only ever ends with EOF.)
+                        let _ = session.reset(id, RESET_DROPPED);
+                        done.push(id);
+                        progress = true;
+                        continue 'pipes;
+                    }
                     Poll::Pending => break,
                 }
                 progress = true;
@@ -556,8 +564,6 @@ impl Future for Driver {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -636,9 +642,11 @@ mod tests {
         let mut pid = [0u8; 2];
         b.read_exact(&mut pid).await.unwrap();
         assert_eq!(&pid, b"pi");
-        // Let the rest reach b's pipe unread, and b write something the driver may not
-        // have taken yet.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Let the rest reach b's driver (13 bytes read from the session: in its pipe or
+        // its buffer), unread by b, and b write something the driver may not have taken yet.
+        while hb.stats().bytes_read < 13 {
+            tokio::task::yield_now().await;
+        }
         b.write_all(b"hello").await.unwrap();
         let (io, mut app) = tokio::io::duplex(64 * 1024);
         hb.attach(b, io).await.unwrap();
@@ -663,8 +671,9 @@ mod tests {
         let b = ib.accept().await.unwrap();
         let mut b2 = ib.accept().await.unwrap();
         ha.reset(a.id(), 7);
-        // The reset reaches b's driver; attaching then fails.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Once the reset reached b's driver (b's reads fail), attaching fails.
+        let mut b = b;
+        assert!(b.read(&mut [0u8; 1]).await.is_err());
         let (io, _app) = tokio::io::duplex(1024);
         assert!(matches!(hb.attach(b, io).await, Err(Error::StreamReset(_, 7))));
         // An attached stream the peer resets drops its I/O.
@@ -673,7 +682,30 @@ mod tests {
         hb.attach(b2, io).await.unwrap();
         ha.reset(a2.id(), 8);
         let mut rest = Vec::new();
-        let n = tokio::time::timeout(Duration::from_secs(5), app.read_to_end(&mut rest)).await.unwrap().unwrap();
+        let n = app.read_to_end(&mut rest).await.unwrap();
         assert_eq!(n, 0);
+    }
+
+    /// A TCP connection that fails (reset) resets its stream: the peer sees an error, not
+    /// a FIN that would pass a cut-off stream for a whole one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_io_error_resets_the_stream_instead_of_finishing_it() {
+        let (ha, _ia, _hb, mut ib) = pair();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut theirs, _) = l.accept().await.unwrap();
+        ha.open_io(ours).await.unwrap();
+        theirs.write_all(b"partial").await.unwrap();
+        let mut peer = ib.accept().await.unwrap();
+        let mut got = [0u8; 7];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"partial");
+        // Closing with SO_LINGER 0 sends a RST.
+        theirs.set_zero_linger().unwrap();
+        drop(theirs);
+        let mut rest = Vec::new();
+        let e = peer.read_to_end(&mut rest).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+        assert!(rest.is_empty());
     }
 }
