@@ -118,6 +118,19 @@ struct Conn {
 }
 
 impl Conn {
+    fn new(url: String, cmds: mpsc::Receiver<NewRoute>) -> Conn {
+        Conn {
+            url,
+            cmds,
+            cmds_open: true,
+            routes: HashMap::new(),
+            outs: Vec::new(),
+            next_out: 0,
+            joins: Vec::new(),
+            unflushed: false,
+        }
+    }
+
     fn done(&self) -> bool {
         !self.cmds_open && self.outs.is_empty()
     }
@@ -233,16 +246,7 @@ impl Conn {
 /// Owns one relay WebSocket: connects, joins, pumps frames, reconnects. It ends once no
 /// session uses it and no new one can come.
 async fn run(transport: Transport, url: String, cmds: mpsc::Receiver<NewRoute>) {
-    let mut conn = Conn {
-        url,
-        cmds,
-        cmds_open: true,
-        routes: HashMap::new(),
-        outs: Vec::new(),
-        next_out: 0,
-        joins: Vec::new(),
-        unflushed: false,
-    };
+    let mut conn = Conn::new(url, cmds);
     let mut attempt = 0u32;
     let mut ever_connected = false;
     loop {
@@ -335,16 +339,7 @@ mod tests {
 
     fn conn_with(n: usize) -> (Conn, Vec<mpsc::Sender<Bytes>>) {
         let (_, cmds) = mpsc::channel(1);
-        let mut conn = Conn {
-            url: "ws://test".into(),
-            cmds,
-            cmds_open: true,
-            routes: HashMap::new(),
-            outs: Vec::new(),
-            next_out: 0,
-            joins: Vec::new(),
-            unflushed: false,
-        };
+        let mut conn = Conn::new("ws://test".into(), cmds);
         let mut txs = Vec::new();
         for r in 0..n {
             let (tx, out) = mpsc::channel(8);

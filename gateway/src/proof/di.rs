@@ -14,14 +14,10 @@ use ssi_claims::{Invalid, InvalidClaims, VerificationParameters};
 use ssi_dids_core::{resolution::Output, StaticDIDResolver, VerificationMethodDIDResolver};
 use ssi_verification_methods::AnyMethod;
 
+use super::jwt::malformed;
 use super::siwe::CLOCK_SKEW_SECS;
-use super::time;
-use super::vc::{check_dates, id_of, types_of, Credential};
+use super::vc::{check_dates, id_of, prop_date, types_of, Credential};
 use crate::error::{Error, ProofReason, Result};
-
-fn malformed(what: impl Into<String>) -> Error {
-    Error::proof(ProofReason::Malformed, what)
-}
 
 fn object(v: &Value) -> Result<&Map<String, Value>> {
     v.as_object().ok_or_else(|| malformed("the credential is neither a JWT nor a JSON object"))
@@ -33,16 +29,6 @@ pub fn peek_issuer(v: &Value) -> Result<(String, Vec<String>)> {
     let obj = object(v)?;
     let issuer = id_of(obj.get("issuer")).ok_or_else(|| malformed("the credential names no issuer"))?;
     Ok((issuer.to_owned(), types_of(obj, "VerifiableCredential", "credential")?))
-}
-
-fn date(obj: &Map<String, Value>, props: &[&str]) -> Result<Option<i64>> {
-    for p in props {
-        if let Some(v) = obj.get(*p) {
-            let s = v.as_str().ok_or_else(|| malformed(format!("{p} is not a date-time string")))?;
-            return time::parse(s).map(Some);
-        }
-    }
-    Ok(None)
 }
 
 /// The issuer's document as `ssi` should see it. did:key and did:peer documents are
@@ -126,8 +112,8 @@ pub async fn verify_credential(v: &Value, resolver: &dyn DidResolver, now: u64) 
     .ok_or_else(|| malformed("the credential must have one credentialSubject with an id"))?
     .to_owned();
     let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
-    let from = date(obj, &["issuanceDate", "validFrom"])?;
-    let until = date(obj, &["expirationDate", "validUntil"])?;
+    let from = prop_date(obj, &["issuanceDate", "validFrom"])?;
+    let until = prop_date(obj, &["expirationDate", "validUntil"])?;
     let proof = match obj.get("proof") {
         Some(Value::Object(p)) => p,
         Some(Value::Array(_)) => return Err(malformed("credentials with several proofs are not accepted")),

@@ -14,7 +14,8 @@ pub const ALGORITHMS: [&str; 3] = ["EdDSA", "ES256K", "ES256"];
 /// Largest JWT accepted (a presentation carries its credentials inside).
 pub const MAX_JWT_BYTES: usize = 64 * 1024;
 
-fn malformed(what: impl Into<String>) -> Error {
+/// A `malformed` proof refusal.
+pub(super) fn malformed(what: impl Into<String>) -> Error {
     Error::proof(ProofReason::Malformed, what)
 }
 

@@ -5,7 +5,7 @@
 use did_core::{DidResolver, Relationship, SecretKey};
 use serde_json::{json, Map, Value};
 
-use super::jwt::{self, Unverified};
+use super::jwt::{self, malformed, Unverified};
 use super::siwe::CLOCK_SKEW_SECS;
 use super::time;
 use crate::error::{Error, ProofReason, Result};
@@ -14,10 +14,6 @@ use crate::error::{Error, ProofReason, Result};
 pub const CONTEXT_V1: &str = "https://www.w3.org/2018/credentials/v1";
 /// The VC Data Model 2.0 context (accepted in credentials made by others).
 pub const CONTEXT_V2: &str = "https://www.w3.org/ns/credentials/v2";
-
-fn malformed(what: impl Into<String>) -> Error {
-    Error::proof(ProofReason::Malformed, what)
-}
 
 /// A credential to issue.
 #[derive(Debug, Clone)]
@@ -145,18 +141,20 @@ pub(super) fn types_of(obj: &Map<String, Value>, required: &str, what: &str) -> 
     Ok(types)
 }
 
-/// A date given as a JWT claim and/or an RFC 3339 property (they must agree to the second).
-fn date(jwt: &Unverified, claim: &str, obj: &Map<String, Value>, props: &[&str]) -> Result<Option<i64>> {
-    let from_claim = jwt.time_claim(claim)?;
-    let mut from_prop = None;
-    for p in props {
-        if let Some(v) = obj.get(*p) {
+/// The first of `props` present in `obj`, as an RFC 3339 date-time.
+pub(super) fn prop_date(obj: &Map<String, Value>, props: &[&str]) -> Result<Option<i64>> {
+    match props.iter().find_map(|p| obj.get(*p).map(|v| (p, v))) {
+        None => Ok(None),
+        Some((p, v)) => {
             let s = v.as_str().ok_or_else(|| malformed(format!("{p} is not a date-time string")))?;
-            from_prop = Some(time::parse(s)?);
-            break;
+            time::parse(s).map(Some)
         }
     }
-    match (from_claim, from_prop) {
+}
+
+/// A date given as a JWT claim and/or an RFC 3339 property (they must agree to the second).
+fn date(jwt: &Unverified, claim: &str, obj: &Map<String, Value>, props: &[&str]) -> Result<Option<i64>> {
+    match (jwt.time_claim(claim)?, prop_date(obj, props)?) {
         (Some(a), Some(b)) if a != b => Err(malformed(format!("{claim} and {} disagree", props[0]))),
         (a, b) => Ok(a.or(b)),
     }
