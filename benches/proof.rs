@@ -25,6 +25,7 @@ fn session_with(policy: Value, now: u64) -> Signed {
         v: VERSION,
         id: "AAECAwQFBgcICQoLDA0ODw".into(),
         host: HOST.into(),
+        host_route: None,
         roster: vec![HOST.into(), ALICE.into()],
         program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
         mpyc: MpcOptions::default(),

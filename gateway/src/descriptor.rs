@@ -44,6 +44,14 @@ pub struct MpcOptions {
     pub ssl: bool,
 }
 
+impl MpcOptions {
+    /// The threshold MPyC runs with for `m` parties: the given one, else MPyC's default
+    /// `(m-1)/2`.
+    pub fn threshold_for(&self, m: usize) -> u32 {
+        self.threshold.unwrap_or((m.saturating_sub(1) / 2) as u32)
+    }
+}
+
 /// An MPC session as the host defines it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Descriptor {
@@ -53,6 +61,10 @@ pub struct Descriptor {
     pub id: String,
     /// The host's DID (also in the roster).
     pub host: String,
+    /// Where the host is reached when its DID publishes no endpoint (its mediator's
+    /// endpoint and routing key): invitees who come by the link answer there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_route: Option<did_core::didcomm::ServiceTarget>,
     /// The parties, in MPyC pid order.
     pub roster: Vec<String>,
     /// The program.
@@ -158,6 +170,20 @@ pub async fn verify(jws_value: &Value, resolver: &dyn DidResolver, now: u64) -> 
     sig.verify(&method.key)?;
     descriptor.check(now)?;
     Ok(Signed { descriptor, jws: jws_value.clone(), digest: Sha256::digest(&parsed.payload).into() })
+}
+
+/// The digest of the final roster: the signed descriptor's digest and, per pid, the DID
+/// each member acts as. Every pairwise Noise session binds it, so a host that tells two
+/// parties different rosters makes their handshake fail.
+pub fn final_digest(signed: &Signed, members: &[crate::wire::Member]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"didmpc final roster v1\0");
+    h.update(signed.digest);
+    for m in members {
+        h.update(m.agent.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().into()
 }
 
 /// SHA-256 (hex) of a program file.

@@ -7,6 +7,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod background;
+pub mod core;
 pub mod descriptor;
 pub mod error;
 pub mod flow;
@@ -15,8 +17,8 @@ pub mod join;
 pub mod link;
 pub mod mailbox;
 pub mod mesh;
-pub mod mpc;
 pub mod pairing;
+pub mod peercred;
 pub mod proof;
 pub mod relay_client;
 pub mod run;
@@ -24,6 +26,8 @@ pub mod runner;
 pub mod status;
 pub mod transport;
 pub mod tunnel;
+pub mod venv;
+pub mod wire;
 
 pub use agent::{Agent, AgentFile, Incoming};
 pub use error::{Error, Result};

@@ -20,7 +20,7 @@ use crate::home;
 
 fn local(l: &MpcLocal) -> Result<Local> {
     Ok(Local {
-        python: runner::find_python(l.python.as_deref())?,
+        python: runner::find_python(l.python.as_deref(), &|line| eprintln!("{line}"))?,
         cwd: std::env::current_dir()?,
         sink: Arc::new(|line: &str| println!("{line}")),
         session: session::Config::default(),

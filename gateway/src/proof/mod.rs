@@ -137,12 +137,25 @@ pub async fn admit(
     resolver: &dyn DidResolver,
     now: u64,
 ) -> Result<Option<Identity>> {
+    admit_as(signed, party, party, proof, resolver, now).await
+}
+
+/// [`admit`] for a party that joins for the roster place `member` (whose rule applies),
+/// e.g. a did:pkh wallet account whose Sign-In with Ethereum names `party` as its URI.
+pub async fn admit_as(
+    signed: &Signed,
+    member: &str,
+    party: &str,
+    proof: Option<&Value>,
+    resolver: &dyn DidResolver,
+    now: u64,
+) -> Result<Option<Identity>> {
     let Some(policy) = policy_of(signed)? else { return Ok(None) };
-    let rule = policy.rule_for(party);
+    let rule = policy.rule_for(member);
     let Some(proof) = proof.filter(|p| !p.is_null()) else {
         return Err(Error::proof(
             ProofReason::Missing,
-            format!("this session asks for {}", policy.describe_for(party)),
+            format!("this session asks for {}", policy.describe_for(member)),
         ));
     };
     let presented: Presented = serde_json::from_value(proof.clone())
@@ -154,7 +167,7 @@ pub async fn admit(
                     ProofReason::KindNotAccepted,
                     format!(
                         "Sign-In with Ethereum is not accepted here; this session asks for {}",
-                        policy.describe_for(party)
+                        policy.describe_for(member)
                     ),
                 ));
             }
@@ -186,7 +199,7 @@ pub async fn admit(
                     ProofReason::KindNotAccepted,
                     format!(
                         "Verifiable Presentations are not accepted here; this session asks for {}",
-                        policy.describe_for(party)
+                        policy.describe_for(member)
                     ),
                 ));
             }

@@ -30,6 +30,7 @@ pub(super) fn session_with(id: &str, proofs: Value, invitees: &[&str]) -> Signed
         v: VERSION,
         id: id.into(),
         host: HOST.into(),
+        host_route: None,
         roster,
         program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
         mpyc: MpcOptions::default(),
