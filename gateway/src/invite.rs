@@ -68,7 +68,7 @@ pub enum Progress {
         /// Its pid.
         pid: usize,
         /// The identity its proof established (None: the session asks for no proof).
-        identity: Option<crate::proof::Identity>,
+        identity: Option<proofs::Identity>,
     },
     /// An invitee's join was refused because its identity proof failed; it may retry
     /// until the session expires.
@@ -154,6 +154,7 @@ pub async fn await_joins(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<Option<String>>> {
     let d = &signed.descriptor;
+    let session = signed.proof_session();
     let mut identities: Vec<Option<String>> = vec![None; d.roster.len()];
     let mut missing: BTreeSet<usize> = (0..d.roster.len()).filter(|&j| d.roster[j] != d.host).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(d.expires.saturating_sub(now()));
@@ -188,7 +189,7 @@ pub async fn await_joins(
             continue;
         }
         let identity =
-            match Box::pin(crate::proof::admit(signed, &sender, m.body.get("proof"), host.resolver(), now())).await {
+            match Box::pin(proofs::admit(&session, &sender, m.body.get("proof"), host.resolver(), now())).await {
                 Ok(id) => id,
                 Err(e) => {
                     let reason = e.proof_reason().map_or("malformed", |r| r.code());

@@ -121,7 +121,7 @@ pub async fn join_and_wait(
     agent: &Agent,
     mailbox: &mut Mailbox,
     signed: &Signed,
-    proof: Option<&crate::proof::Presented>,
+    proof: Option<&proofs::Presented>,
 ) -> Result<Vec<Option<String>>> {
     let d = &signed.descriptor;
     let body = match proof {

@@ -17,7 +17,6 @@ pub mod mailbox;
 pub mod mesh;
 pub mod mpc;
 pub mod pairing;
-pub mod proof;
 pub mod relay_client;
 pub mod run;
 pub mod runner;
