@@ -93,6 +93,19 @@ pub struct Signed {
     pub digest: [u8; 32],
 }
 
+impl Signed {
+    /// What identity proofs for this session are bound to (its id, digest, join deadline
+    /// and proof policy), as the `proofs` crate takes it.
+    pub fn proof_session(&self) -> proofs::Session {
+        proofs::Session {
+            id: self.descriptor.id.clone(),
+            digest: self.digest,
+            join_deadline: self.descriptor.expires,
+            policy: self.descriptor.proofs.clone(),
+        }
+    }
+}
+
 impl Descriptor {
     /// Structural checks every party applies.
     pub fn check(&self, now: u64) -> Result<()> {
@@ -123,7 +136,7 @@ impl Descriptor {
         if self.program.sha256.len() != 64 {
             return bad("program digest is not SHA-256 hex".into());
         }
-        if let Some(p) = crate::proof::Policy::from_value(&self.proofs)? {
+        if let Some(p) = proofs::Policy::from_value(&self.proofs)? {
             if let Some(d) = p.parties.keys().find(|d| !self.roster.contains(d)) {
                 return bad(format!("the proof policy names {d}, who is not in the roster"));
             }

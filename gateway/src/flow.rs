@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use proofs::Presented;
+
 use crate::agent::Agent;
 use crate::descriptor::Signed;
 use crate::error::{Error, Result};
 use crate::invite::{self, Invitation, NewSession, Progress};
 use crate::join::{self, Place};
 use crate::mailbox::Mailbox;
-use crate::proof::Presented;
 use crate::relay_client::RelayClient;
 use crate::run::{self, Report, RunOptions};
 use crate::runner::{self, Sink};
@@ -108,7 +109,7 @@ pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<
         }
     };
     join::check_program(&agent, &signed, &here).await?;
-    let proof = match crate::proof::policy_of(&signed)? {
+    let proof = match proofs::policy_of(&signed.proof_session())? {
         Some(policy) => {
             let member = place.member.clone().unwrap_or_else(|| agent.file.party.to_string());
             Some((how.prove)(&signed, &place)?.ok_or_else(|| {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::agent::Agent;
 use crate::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::background::Background;
 use crate::core::host::{HostCore, HostIn, HostOut};
 use crate::core::Refusal;
@@ -113,10 +113,10 @@ fn with_wallet_rules(proofs: Value, invitees: &[Did]) -> Result<Value> {
     if wallets.is_empty() {
         return Ok(proofs);
     }
-    let mut p = crate::proof::Policy::from_value(&proofs)?.unwrap_or_default();
+    let mut p = proofs::Policy::from_value(&proofs)?.unwrap_or_default();
     for d in wallets {
         if !p.parties.get(d.as_str()).is_some_and(|r| r.wants_account()) {
-            p.require_account(Some(d.as_str()), &crate::proof::eth::Account::parse(d.as_str())?);
+            p.require_account(Some(d.as_str()), &proofs::eth::Account::parse(d.as_str())?);
         }
     }
     p.check()?;
@@ -204,15 +204,15 @@ async fn check_proof(
 ) -> std::result::Result<Option<String>, Refusal> {
     let member = &signed.descriptor.roster[pid];
     let admitted =
-        Box::pin(crate::proof::admit_as(signed, member, sender, join.proof.as_ref(), host.resolver(), now())).await;
-    let refusal = |e: Error| {
+        Box::pin(proofs::admit_as(&signed.proof_session(), member, sender, join.proof.as_ref(), host.resolver(), now())).await;
+    let refusal = |e: proofs::Error| {
         let reason = e.proof_reason().map_or("malformed", |r| r.code());
         Refusal { code: format!("e.p.req.proof.{reason}"), why: e.to_string() }
     };
     let identity = admitted.map_err(refusal)?;
     if member.starts_with("did:pkh:") {
-        use crate::proof::eth::Account;
-        let account = identity.as_ref().filter(|i| i.kind == crate::proof::Kind::Siwe).map(|i| Account::parse(&i.id));
+        use proofs::eth::Account;
+        let account = identity.as_ref().filter(|i| i.kind == proofs::Kind::Siwe).map(|i| Account::parse(&i.id));
         let wanted = Account::parse(member).ok();
         if wanted.is_none() || account.and_then(|a| a.ok()) != wanted {
             return Err(Refusal {

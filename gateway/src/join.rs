@@ -91,7 +91,7 @@ pub fn place(agent: &Agent, signed: &Signed, wallets: &[String]) -> Result<Place
         return Ok(Place { pid, member: None });
     }
     let same = |a: &str, b: &str| {
-        let parse = crate::proof::eth::Account::parse;
+        let parse = proofs::eth::Account::parse;
         matches!((parse(a), parse(b)), (Ok(x), Ok(y)) if x == y)
     };
     for (pid, did) in d.roster.iter().enumerate().filter(|(_, d)| d.starts_with("did:pkh:")) {
@@ -188,7 +188,7 @@ pub async fn join_and_wait(
     mailbox: &mut Mailbox,
     signed: &Signed,
     place: &Place,
-    proof: Option<&crate::proof::Presented>,
+    proof: Option<&proofs::Presented>,
 ) -> Result<Vec<Member>> {
     let d = &signed.descriptor;
     let proof = proof.map(serde_json::to_value).transpose().map_err(|e| Error::State(e.to_string()))?;

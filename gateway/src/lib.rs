@@ -19,7 +19,6 @@ pub mod mailbox;
 pub mod mesh;
 pub mod pairing;
 pub mod peercred;
-pub mod proof;
 pub mod relay_client;
 pub mod run;
 pub mod runner;

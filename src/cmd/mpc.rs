@@ -9,10 +9,10 @@ use did_core::Did;
 use gateway::descriptor::{Descriptor, MpcOptions, Signed};
 use gateway::flow::{self, Local};
 use gateway::invite::{Invitation, NewSession, Progress};
-use gateway::proof::eth::LocalKey;
-use gateway::proof::{Policy, Presented};
 use gateway::run::Report;
 use gateway::{join, mpc, runner, status, Agent};
+use proofs::eth::LocalKey;
+use proofs::{Policy, Presented};
 use serde_json::Value;
 
 use crate::cli::{InviteArgs, JoinArgs, MpcLocal};
@@ -142,25 +142,26 @@ pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
     let holder = if credentials.is_empty() { None } else { Some(super::proof::auth_kid(&agent).await?) };
     let signer = agent.clone();
     let prove = |s: &Signed| -> gateway::Result<Option<Presented>> {
-        let policy = gateway::proof::policy_of(s)?;
+        let session = s.proof_session();
+        let policy = proofs::policy_of(&session)?;
         let now = did_core::didcomm::message::now();
         if let (Some(key), Some(p)) = (&key, &policy) {
-            if p.accept.contains(&gateway::proof::Kind::Siwe) && p.rule_for(&me).wants_account() {
-                let proof = gateway::proof::siwe_sign(s, &me, key, chain, now)?;
+            if p.accept.contains(&proofs::Kind::Siwe) && p.rule_for(&me).wants_account() {
+                let proof = proofs::siwe_sign(&session, &me, key, chain, now)?;
                 eprintln!("presenting Sign-In with Ethereum as {}", key.address().did_pkh(chain));
                 return Ok(Some(proof));
             }
         }
         if let (Some(kid), Some(p)) = (&holder, &policy) {
-            if p.accept.contains(&gateway::proof::Kind::Vp) && !p.rule_for(&me).issuers.is_empty() {
+            if p.accept.contains(&proofs::Kind::Vp) && !p.rule_for(&me).issuers.is_empty() {
                 let secret =
                     signer.secret(kid).ok_or_else(|| gateway::Error::State("our authentication key is gone".into()))?;
-                let proof = gateway::proof::vp_present(s, &me, &credentials, kid, secret, now)?;
+                let proof = proofs::vp_present(&session, &me, &credentials, kid, secret, now)?;
                 eprintln!("presenting {} credential(s) in a Verifiable Presentation", credentials.len());
                 return Ok(Some(proof));
             }
         }
-        let saved = gateway::proof::store::load(&home, &s.descriptor.id)?;
+        let saved = proofs::store::load(&home, &s.descriptor.id)?;
         if saved.is_some() {
             eprintln!("presenting the proof made with `didmpc proof`");
         }
