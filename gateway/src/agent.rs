@@ -218,7 +218,9 @@ impl Agent {
             Error::Protocol(format!("{} publishes no DIDComm endpoint to send to", to_did.fmt_short()))
         })?;
         match self.transport.deliver(&target.uri, &packed.message).await {
-            Err(Error::Refused { code, .. }) if own_route.as_ref() == Some(&target) && code.contains("unknown-recipient") => {
+            Err(Error::Refused { code, .. })
+                if own_route.as_ref() == Some(&target) && code.contains("unknown-recipient") =>
+            {
                 Err(Error::Refused {
                     who: to_did.fmt_short(),
                     code: "unreachable".into(),

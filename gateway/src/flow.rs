@@ -70,8 +70,9 @@ pub struct Joining<'a> {
     pub program: Option<&'a Path>,
     /// How long `next` waits for an invitation.
     pub wait: Duration,
-    /// Wallet accounts (did:pkh) whose roster places we may take (we can sign for them).
-    pub wallets: Vec<String>,
+    /// Wallet accounts (did:pkh) whose roster places we may take in this session (we can
+    /// sign for them).
+    pub wallets: &'a (dyn Fn(&Signed) -> Vec<String> + Sync),
     /// Whether to take an invitation arriving for `next` (its host is known, or the user agreed).
     pub accept_host: &'a (dyn Fn(&Signed) -> bool + Sync),
     /// Shown the session before anything is checked or joined; `Err` declines (with the
@@ -90,7 +91,7 @@ pub type Prover<'a> = dyn Fn(&Signed, &Place) -> Result<Option<Presented>> + Syn
 pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
     let signed = join::find(&agent, &mut mailbox, how.reference, how.wait, how.accept_host).await?;
-    let place = join::place(&agent, &signed, &how.wallets)?;
+    let place = join::place(&agent, &signed, &(how.wallets)(&signed))?;
     if let Err(why) = (how.confirm)(&signed, &place) {
         join::decline(&agent, &signed, &why).await;
         return Err(Error::Refused { who: "you".into(), code: "declined".into(), comment: why });
@@ -129,4 +130,26 @@ pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<
     let mut report = run::run(agent, &mut mailbox, &relay, &signed, &members, local.options(path)).await?;
     report.joined_at = Some(joined_at);
     Ok(report)
+}
+
+/// Joins the next invitation from `host` without questions or proofs: for automation
+/// that started the host itself (the demo, benchmarks).
+pub async fn join_from(
+    agent: Arc<Agent>,
+    host: &str,
+    program: Option<&Path>,
+    wait: Duration,
+    local: &Local,
+) -> Result<Report> {
+    let accept_host = |s: &Signed| s.descriptor.host == host;
+    let how = Joining {
+        reference: "next",
+        program,
+        wait,
+        wallets: &|_| Vec::new(),
+        accept_host: &accept_host,
+        confirm: &|_, _| Ok(()),
+        prove: &|_, _| Ok(None),
+    };
+    join(agent, how, local).await
 }

@@ -14,13 +14,15 @@ use rand_core::RngCore;
 use serde_json::Value;
 
 use crate::agent::Agent;
-use crate::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
-use crate::error::Result;
 use crate::background::Background;
 use crate::core::host::{HostCore, HostIn, HostOut};
 use crate::core::Refusal;
+use crate::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
+use crate::error::Result;
 use crate::mailbox::Mailbox;
-use crate::wire::{of_session, Decline, Invitation as InvitationBody, Join, Member, ShortLinkCreate, ShortLinkCreated, GOAL_CODE};
+use crate::wire::{
+    of_session, Decline, Invitation as InvitationBody, Join, Member, ShortLinkCreate, ShortLinkCreated, GOAL_CODE,
+};
 
 /// What the host asks for.
 #[derive(Debug, Clone)]
@@ -203,8 +205,15 @@ async fn check_proof(
     join: &Join,
 ) -> std::result::Result<Option<String>, Refusal> {
     let member = &signed.descriptor.roster[pid];
-    let admitted =
-        Box::pin(proofs::admit_as(&signed.proof_session(), member, sender, join.proof.as_ref(), host.resolver(), now())).await;
+    let admitted = Box::pin(proofs::admit_as(
+        &signed.proof_session(),
+        member,
+        sender,
+        join.proof.as_ref(),
+        host.resolver(),
+        now(),
+    ))
+    .await;
     let refusal = |e: proofs::Error| {
         let reason = e.proof_reason().map_or("malformed", |r| r.code());
         Refusal { code: format!("e.p.req.proof.{reason}"), why: e.to_string() }

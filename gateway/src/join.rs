@@ -11,10 +11,10 @@ use did_core::didcomm::Message;
 use serde_json::Value;
 
 use crate::agent::Agent;
+use crate::core::joiner::{JoinCore, JoinIn, JoinOut};
 use crate::descriptor::{self, program_mismatch, Program, Signed};
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
-use crate::core::joiner::{JoinCore, JoinIn, JoinOut};
 use crate::wire::{of_session, Abort, Decline, Invitation as InvitationBody, Join, Member, Start};
 
 /// Directory (in the home) of received invitations.
@@ -99,12 +99,14 @@ pub fn place(agent: &Agent, signed: &Signed, wallets: &[String]) -> Result<Place
             return Ok(Place { pid, member: Some(did.clone()) });
         }
     }
-    let wallet_places: Vec<&str> =
-        d.roster.iter().filter(|r| r.starts_with("did:pkh:")).map(String::as_str).collect();
+    let wallet_places: Vec<&str> = d.roster.iter().filter(|r| r.starts_with("did:pkh:")).map(String::as_str).collect();
     let hint = if wallet_places.is_empty() {
         String::new()
     } else {
-        format!("; to take a wallet's place ({}), join with its key (--siwe-key) or signature", wallet_places.join(", "))
+        format!(
+            "; to take a wallet's place ({}), join with its key (--siwe-key) or signature",
+            wallet_places.join(", ")
+        )
     };
     Err(Error::Refused {
         who: d.host.clone(),

@@ -13,15 +13,15 @@ use session::driver::{Handle, Incoming};
 use session::Config;
 
 use crate::agent::Agent;
-use crate::descriptor::Signed;
-use crate::error::{Error, Result};
-use crate::mailbox::Mailbox;
 use crate::background::Background;
 use crate::core::mesh::{MeshCore, MeshIn, MeshOut};
 use crate::descriptor::final_digest;
+use crate::descriptor::Signed;
+use crate::error::{Error, Result};
+use crate::mailbox::Mailbox;
 use crate::pairing::{self, PairSpec, Paired, Pending};
-use crate::wire::{Accept, Init, Member, Reject};
 use crate::relay_client::RelayClient;
+use crate::wire::{Accept, Init, Member, Reject};
 
 /// One peer of the mesh with its running session.
 pub struct Peer {
@@ -137,11 +137,5 @@ pub async fn establish(
 }
 
 fn peer(pid: usize, did: &str, p: Paired) -> Result<Peer> {
-    Ok(Peer {
-        pid,
-        did: Did::parse(did)?,
-        handle: p.handle,
-        incoming: p.incoming,
-        handshake_hash: p.handshake_hash,
-    })
+    Ok(Peer { pid, did: Did::parse(did)?, handle: p.handle, incoming: p.incoming, handshake_hash: p.handshake_hash })
 }

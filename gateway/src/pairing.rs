@@ -166,7 +166,9 @@ pub async fn accept(
         || b64d(&body.roster_digest, "roster_digest")? != spec.roster_digest
     {
         reject(agent, init, spec.route.as_ref(), "session id or roster does not match ours").await;
-        return Err(Error::Protocol("session init for another session or roster (did the host tell us different rosters?)".into()));
+        return Err(Error::Protocol(
+            "session init for another session or roster (did the host tell us different rosters?)".into(),
+        ));
     }
     let me = agent.file.party.to_string();
     let local = own_static(agent).await?;

@@ -12,16 +12,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::agent::Agent;
+use crate::core::supervisor::{SupIn, SupOut, Supervisor};
 use crate::descriptor::Signed;
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
-use crate::core::supervisor::{SupIn, SupOut, Supervisor};
 use crate::mesh;
-use crate::wire::Member;
 use crate::relay_client::RelayClient;
 use crate::runner::{Launch, Sink};
 use crate::status::{PeerStatus, Status};
 use crate::tunnel::{self, TunnelEvent, DONE_MARK};
+use crate::wire::Member;
 
 pub use crate::core::supervisor::{CLOSE_DONE, CLOSE_FAILED};
 

@@ -39,9 +39,9 @@ pub fn find_python(explicit: Option<&Path>, log: &dyn Fn(&str)) -> Result<PathBu
         }
     }
     let cache = crate::venv::cache_dir()?;
-    crate::venv::PinnedVenv::mpyc().ensure(&cache, log).map_err(|e| {
-        Error::State(format!("no Python with MPyC: {e}; install mpyc, or pass --python PATH"))
-    })
+    crate::venv::PinnedVenv::mpyc()
+        .ensure(&cache, log)
+        .map_err(|e| Error::State(format!("no Python with MPyC: {e}; install mpyc, or pass --python PATH")))
 }
 
 /// The MPyC version installed for `python`.

@@ -120,7 +120,8 @@ async fn dial_out(
         let mine = tcp.local_addr().map(|own| crate::peercred::is_own_user(from, own)).unwrap_or(false);
         if !mine {
             tracing::warn!(pid = j, %from, "refused a local connection from another user");
-            let _ = events.send(TunnelEvent::Refused { pid: j, why: format!("local connection from {from}: another user") });
+            let _ = events
+                .send(TunnelEvent::Refused { pid: j, why: format!("local connection from {from}: another user") });
             continue;
         }
         let _ = first_dial.set(Instant::now());

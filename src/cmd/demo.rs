@@ -86,8 +86,9 @@ async fn demo(a: &DemoArgs, work: &Path, t0: Instant) -> Result<()> {
     let mut joiners = Vec::new();
     for (i, agent) in agents.iter().enumerate().skip(1) {
         let (agent, local, program) = (agent.clone(), local(i), program.clone());
+        let host = agents[0].file.party.to_string();
         joiners.push(tokio::spawn(async move {
-            flow::join(agent, "next", Some(&program), &local, Duration::from_secs(60), |_| {}).await
+            flow::join_from(agent, &host, Some(&program), Duration::from_secs(60), &local).await
         }));
     }
     let new = NewSession {

@@ -71,7 +71,7 @@ async fn check_and_keep(agent: &Agent, signed: &Signed, p: &Presented) -> Result
 async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
     let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
     let mut mailbox = Mailbox::start(agent.clone());
-    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait)).await?;
+    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait), &|_| true).await?;
     join::save(&agent, &signed)?;
     let id = signed.descriptor.id.clone();
     let party = agent.file.party.to_string();
@@ -113,7 +113,7 @@ async fn vp(home_flag: Option<&Path>, a: ProofVpArgs) -> Result<()> {
     let credentials =
         a.credentials.iter().map(|p| super::credential::read_credential(p)).collect::<Result<Vec<_>>>()?;
     let mut mailbox = Mailbox::start(agent.clone());
-    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait)).await?;
+    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait), &|_| true).await?;
     join::save(&agent, &signed)?;
     let party = agent.file.party.to_string();
     let session = signed.proof_session();

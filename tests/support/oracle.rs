@@ -52,6 +52,7 @@ pub fn session(id: &str, host: &str, invitees: &[&str], proofs: Value, at: u64) 
         v: VERSION,
         id: id.into(),
         host: host.into(),
+        host_route: None,
         roster,
         program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.11".into() },
         mpyc: MpcOptions::default(),

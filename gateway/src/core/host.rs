@@ -231,7 +231,8 @@ impl HostCore {
             }
         };
         let did = self.d.roster[pid].clone();
-        self.members[pid] = Some(Member { did: did.clone(), agent: sender, route: join.route, identity: identity.clone() });
+        self.members[pid] =
+            Some(Member { did: did.clone(), agent: sender, route: join.route, identity: identity.clone() });
         let mut out = vec![HostOut::Progress(Progress::Joined { did, pid, identity })];
         if self.members.iter().any(Option::is_none) {
             out.push(self.waiting());

@@ -59,10 +59,9 @@ impl JoinCore {
     /// Feeds one input; `None` while still waiting.
     pub fn handle(&mut self, input: JoinIn<'_>) -> Option<JoinOut> {
         match input {
-            JoinIn::Tick(now) if now >= self.until => Some(JoinOut::Failed(Error::Timeout(format!(
-                "the start of session {} from the host",
-                self.d.id
-            )))),
+            JoinIn::Tick(now) if now >= self.until => {
+                Some(JoinOut::Failed(Error::Timeout(format!("the start of session {} from the host", self.d.id))))
+            }
             JoinIn::Tick(_) => None,
             JoinIn::Message { sender, .. } if sender != self.d.host => None,
             JoinIn::Message { msg, .. } => self.from_host(msg),
