@@ -8,14 +8,18 @@ use did_core::didcomm::{self, ServiceTarget, UnpackMetadata, UnpackOptions};
 use did_core::didcomm::{message::Message, PackOptions};
 use did_core::{Did, DidCommEndpoint, Identity, KeyRing, Keystore, Resolver};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::link::{backoff, deliveries, pickup, Link, MediatorInfo};
+use crate::inbox::{Expected, Gated, UNPACK_AT_ONCE, UNPACK_TIMEOUT};
+use did_core::didcomm::vocab::{BasicMessage, Delivery, DeliveryRequest, LiveDeliveryChange, MessagesReceived, Status};
+
+use crate::link::{backoff, deliveries, Link, MediatorInfo};
 use crate::transport::Transport;
 
 /// Basic Message 2.0.
-pub const BASIC_MESSAGE: &str = "https://didcomm.org/basicmessage/2.0/message";
+pub const BASIC_MESSAGE: &str = <BasicMessage as did_core::didcomm::Typed>::TYPE;
 /// Name of the agent state file in the home directory.
 pub const AGENT_FILE: &str = "agent.json";
 
@@ -49,6 +53,7 @@ pub struct Agent {
     keys: KeyRing,
     resolver: Resolver,
     transport: Transport,
+    expected: Expected,
 }
 
 /// One message taken from the inbox.
@@ -143,7 +148,7 @@ impl Agent {
         };
         write_file(home, &file)?;
         keys.add_identity(&routed);
-        Ok(Agent { home: home.to_path_buf(), file, keys, resolver, transport })
+        Ok(Agent { home: home.to_path_buf(), file, keys, resolver, transport, expected: Expected::default() })
     }
 
     /// Loads an agent set up by [`Agent::init`].
@@ -160,6 +165,7 @@ impl Agent {
             keys,
             resolver: Resolver::with_http()?,
             transport: Transport::new()?,
+            expected: Expected::default(),
         })
     }
 
@@ -184,9 +190,21 @@ impl Agent {
         &self.transport
     }
 
-    /// The resolver (tests pin documents in it).
+    /// The resolver (tests pin documents in it). Messages from the inbox are opened with
+    /// it behind the [`Expected`] gate.
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
+    }
+
+    /// Expects messages from `did`: its document may be fetched to open them (see
+    /// [`crate::inbox`]).
+    pub fn expect(&self, did: &str) {
+        self.expected.add(did);
+    }
+
+    /// Opens messages from anyone (a person reading their own inbox).
+    pub fn expect_anyone(&self) {
+        self.expected.open_all();
     }
 
     /// Sends `msg` from the party's identity to `to` (authcrypt, forwarded through the
@@ -237,14 +255,28 @@ impl Agent {
 
     /// Sends a Basic Message 2.0.
     pub async fn send_text(&self, to: &str, text: &str) -> Result<ServiceTarget> {
-        let mut msg = Message::new(BASIC_MESSAGE, json!({ "content": text }));
+        let mut msg = Message::typed(&BasicMessage { content: text.to_owned() });
         msg.extra.insert("lang".into(), "en".into());
         self.send(msg, to).await
     }
 
     async fn open(&self, d: crate::link::Delivered) -> Incoming {
-        let result = didcomm::unpack(&d.envelope, &self.resolver, &self.keys, &UnpackOptions::default()).await;
+        let gated = Gated { inner: &self.resolver, expected: &self.expected };
+        let opts = UnpackOptions::default();
+        let unpack = didcomm::unpack(&d.envelope, &gated, &self.keys, &opts);
+        let result = match tokio::time::timeout(UNPACK_TIMEOUT, unpack).await {
+            Ok(r) => r,
+            Err(_) => Err(did_core::Error::Resolution {
+                did: "(the sender)".into(),
+                reason: format!("opening the message took longer than {UNPACK_TIMEOUT:?}"),
+            }),
+        };
         Incoming { id: d.id, result }
+    }
+
+    /// Opens a batch, [`UNPACK_AT_ONCE`] at a time; results in queue order.
+    async fn open_all(&self, batch: Vec<crate::link::Delivered>) -> Vec<Incoming> {
+        futures_util::stream::iter(batch.into_iter().map(|d| self.open(d))).buffered(UNPACK_AT_ONCE).collect().await
     }
 
     /// Drains the inbox over HTTP: `handle` sees each message, which is acknowledged
@@ -256,18 +288,17 @@ impl Agent {
         let link = self.link();
         let mut n = 0;
         loop {
-            let answer = link.request(pickup("delivery-request", json!({"limit": 50}))).await?;
-            if answer.type_.ends_with("/status") {
+            let answer = link.request(Message::typed(&DeliveryRequest { limit: 50, recipient_did: None })).await?;
+            if answer.is::<Status>() {
                 return Ok(n);
             }
             let mut ids = Vec::new();
-            for d in deliveries(&answer)? {
-                let id = d.id.clone();
-                handle(self.open(d).await)?;
-                ids.push(id);
+            for inc in self.open_all(deliveries(&answer)?).await {
+                ids.push(inc.id.clone());
+                handle(inc)?;
                 n += 1;
             }
-            link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
+            link.request(Message::typed(&MessagesReceived { message_id_list: ids })).await?;
         }
     }
 
@@ -279,22 +310,22 @@ impl Agent {
         want: impl Fn(&Message) -> bool,
     ) -> Result<Vec<(Message, UnpackMetadata)>> {
         let link = self.link();
-        let answer = link.request(pickup("delivery-request", json!({ "limit": limit }))).await?;
-        if answer.type_.ends_with("/status") {
+        let ask = Message::typed(&DeliveryRequest { limit: limit.min(1000) as u32, recipient_did: None });
+        let answer = link.request(ask).await?;
+        if answer.is::<Status>() {
             return Ok(Vec::new());
         }
         let (mut taken, mut ids) = (Vec::new(), Vec::new());
-        for d in deliveries(&answer)? {
-            let id = d.id.clone();
-            if let Ok(m) = self.open(d).await.result {
+        for inc in self.open_all(deliveries(&answer)?).await {
+            if let Ok(m) = inc.result {
                 if want(&m.0) {
                     taken.push(m);
-                    ids.push(id);
+                    ids.push(inc.id);
                 }
             }
         }
         if !ids.is_empty() {
-            link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
+            link.request(Message::typed(&MessagesReceived { message_id_list: ids })).await?;
         }
         Ok(taken)
     }
@@ -312,14 +343,13 @@ impl Agent {
         tokio::pin!(stop);
         let mut attempt = 0u32;
         loop {
-            let session = self.follow_once(&ws_uri, &mut handle, &mut attempt);
-            tokio::select! {
-                _ = &mut stop => return Ok(()),
-                r = session => match r {
-                    Err(e @ (Error::Refused { .. } | Error::Didcomm(_) | Error::State(_))) => return Err(e),
-                    Err(e) => tracing::warn!(error = %e, "inbox connection lost; reconnecting"),
-                    Ok(()) => tracing::info!("mediator closed the connection; reconnecting"),
-                },
+            // `stop` ends the connection only between batches, so everything handed over
+            // was acknowledged too.
+            match self.follow_once(&ws_uri, &mut handle, &mut attempt, &mut stop).await {
+                Ok(true) => return Ok(()),
+                Err(e @ (Error::Refused { .. } | Error::Didcomm(_) | Error::State(_))) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "inbox connection lost; reconnecting"),
+                Ok(false) => tracing::info!("mediator closed the connection; reconnecting"),
             }
             let pause = backoff(attempt);
             attempt += 1;
@@ -330,20 +360,32 @@ impl Agent {
         }
     }
 
-    async fn follow_once<F>(&self, ws_uri: &str, handle: &mut F, attempt: &mut u32) -> Result<()>
+    /// One connection's worth of following; true when `stop` ended it.
+    async fn follow_once<F, S>(
+        &self,
+        ws_uri: &str,
+        handle: &mut F,
+        attempt: &mut u32,
+        stop: &mut std::pin::Pin<&mut S>,
+    ) -> Result<bool>
     where
         F: FnMut(Incoming) -> Result<()>,
+        S: std::future::Future<Output = ()>,
     {
         let link = self.link();
-        let mut ws = self.transport.connect(ws_uri).await?;
+        let mut ws = tokio::select! {
+            _ = stop.as_mut() => return Ok(true),
+            ws = self.transport.connect(ws_uri) => ws?,
+        };
         let mut early = Vec::new();
         let mut seen = Seen::default();
-        link.request_ws(&mut ws, pickup("live-delivery-change", json!({"live_delivery": true})), &mut early).await?;
+        link.request_ws(&mut ws, Message::typed(&LiveDeliveryChange { live_delivery: true }), &mut early).await?;
         *attempt = 0;
         // Drain what queued while we were away, then take live deliveries.
         loop {
-            let answer = link.request_ws(&mut ws, pickup("delivery-request", json!({"limit": 50})), &mut early).await?;
-            if answer.type_.ends_with("/status") {
+            let ask = Message::typed(&DeliveryRequest { limit: 50, recipient_did: None });
+            let answer = link.request_ws(&mut ws, ask, &mut early).await?;
+            if answer.is::<Status>() {
                 break;
             }
             early.push(answer);
@@ -351,9 +393,14 @@ impl Agent {
         }
         self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
         loop {
-            let Some(frame) = ws.recv_timeout(Duration::from_secs(3600)).await? else {
-                return Ok(());
+            let frame = tokio::select! {
+                _ = stop.as_mut() => {
+                    ws.close().await;
+                    return Ok(true);
+                }
+                f = ws.recv_timeout(Duration::from_secs(3600)) => f?,
             };
+            let Some(frame) = frame else { return Ok(false) };
             let (m, _) = link.open(&frame).await?;
             early.push(m);
             self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
@@ -374,21 +421,19 @@ impl Agent {
     {
         while !batch.is_empty() {
             let m = batch.remove(0);
-            if !m.type_.ends_with("/delivery") {
+            if !m.is::<Delivery>() {
                 continue;
             }
-            let mut ids = Vec::new();
-            for d in deliveries(&m)? {
-                let id = d.id.clone();
-                // A message can arrive live and in a delivery we asked for at the same
-                // time: hand it over once, acknowledge it either way.
-                if seen.insert(&id) {
-                    handle(self.open(d).await)?;
-                }
-                ids.push(id);
+            let all = deliveries(&m)?;
+            let ids: Vec<String> = all.iter().map(|d| d.id.clone()).collect();
+            // A message can arrive live and in a delivery we asked for at the same time:
+            // hand it over once, acknowledge it either way.
+            let fresh: Vec<_> = all.into_iter().filter(|d| seen.insert(&d.id)).collect();
+            for inc in self.open_all(fresh).await {
+                handle(inc)?;
             }
             if !ids.is_empty() {
-                link.request_ws(ws, pickup("messages-received", json!({ "message_id_list": ids })), batch).await?;
+                link.request_ws(ws, Message::typed(&MessagesReceived { message_id_list: ids }), batch).await?;
             }
         }
         Ok(())

@@ -19,6 +19,10 @@ pub const DESCRIPTOR_TYP: &str = "application/didmpc-session+json";
 pub const VERSION: u32 = 1;
 /// Most parties in one session.
 pub const MAX_PARTIES: usize = 64;
+/// Most program arguments.
+pub const MAX_ARGS: usize = 256;
+/// Longest program argument, bytes.
+pub const MAX_ARG_BYTES: usize = 4096;
 
 /// The program every party must run, as digests they can compare.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,8 +137,15 @@ impl Descriptor {
         if self.expires <= now {
             return bad("expired".into());
         }
-        if self.program.sha256.len() != 64 {
+        if self.program.sha256.len() != 64 || !self.program.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return bad("program digest is not SHA-256 hex".into());
+        }
+        if self.program.args.len() > MAX_ARGS || self.program.args.iter().any(|a| a.len() > MAX_ARG_BYTES) {
+            return bad(format!("more than {MAX_ARGS} program arguments or one longer than {MAX_ARG_BYTES} bytes"));
+        }
+        let printable = |t: &str| !t.chars().any(char::is_control);
+        if !printable(&self.program.name) || !self.program.args.iter().all(|a| printable(a)) {
+            return bad("the program name or an argument holds control characters".into());
         }
         if let Some(p) = proofs::Policy::from_value(&self.proofs)? {
             if let Some(d) = p.parties.keys().find(|d| !self.roster.contains(d)) {
@@ -142,6 +153,31 @@ impl Descriptor {
             }
         }
         Ok(())
+    }
+
+    /// What a joiner is shown, one line each: host, program and digest, arguments, MPyC
+    /// version, parties and threshold, then one line per pid (`you` marks `me`). DIDs in
+    /// their short form; nothing is cut from the digest or the arguments.
+    pub fn summary(&self, me: Option<usize>) -> Vec<String> {
+        let short = |d: &str| Did::parse(d).map(|d| d.fmt_short()).unwrap_or_else(|_| d.to_owned());
+        let args = if self.program.args.is_empty() { "(none)".to_owned() } else { self.program.args.join(" ") };
+        let ssl = if self.mpyc.ssl { ", --ssl" } else { "" };
+        let mut lines = vec![
+            format!("session {} from {}", self.id, short(&self.host)),
+            format!("  program:   {} (sha256 {})", self.program.name, self.program.sha256),
+            format!("  arguments: {args}"),
+            format!(
+                "  MPyC {}: {} parties, threshold {}{ssl}",
+                self.program.mpyc,
+                self.roster.len(),
+                self.mpyc.threshold_for(self.roster.len())
+            ),
+        ];
+        for (j, did) in self.roster.iter().enumerate() {
+            let you = if Some(j) == me { "  (you)" } else { "" };
+            lines.push(format!("  pid {j}: {}{you}", short(did)));
+        }
+        lines
     }
 
     /// The pid of `did`, if invited.

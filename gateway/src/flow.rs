@@ -55,9 +55,13 @@ pub async fn host(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
-    let inv = invite::create(&agent, new, progress).await?;
+    let inv = invite::create(&agent, new).await?;
     on_invitation(&inv);
+    invite::send_invitations(&agent, &inv, progress).await;
     let members = invite::await_joins(&agent, &mut mailbox, &inv.signed, progress).await?;
+    for m in &members {
+        agent.expect(&m.agent);
+    }
     let relay = RelayClient::new(Transport::new()?);
     run::run(agent, &mut mailbox, &relay, &inv.signed, &members, local.options(program.to_path_buf())).await
 }
@@ -91,6 +95,9 @@ pub type Prover<'a> = dyn Fn(&Signed, &Place) -> Result<Option<Presented>> + Syn
 pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
     let signed = join::find(&agent, &mut mailbox, how.reference, how.wait, how.accept_host).await?;
+    for did in &signed.descriptor.roster {
+        agent.expect(did);
+    }
     let place = join::place(&agent, &signed, &(how.wallets)(&signed))?;
     if let Err(why) = (how.confirm)(&signed, &place) {
         join::decline(&agent, &signed, &why).await;
@@ -126,6 +133,9 @@ pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<
     };
     let joined_at = std::time::Instant::now();
     let members = join::join_and_wait(&agent, &mut mailbox, &signed, &place, proof.as_ref()).await?;
+    for m in &members {
+        agent.expect(&m.agent);
+    }
     let relay = RelayClient::new(Transport::new()?);
     let mut report = run::run(agent, &mut mailbox, &relay, &signed, &members, local.options(path)).await?;
     report.joined_at = Some(joined_at);

@@ -54,10 +54,9 @@ pub struct Invitation {
 
 pub use crate::core::host::Progress;
 
-/// Builds, signs and publishes the session; sends the invitation to every invitee that
-/// can be reached (a DID with an endpoint, or one registered at our mediator); the others
-/// join by the link.
-pub async fn create(host: &Agent, s: NewSession, progress: &(dyn Fn(Progress) + Sync)) -> Result<Invitation> {
+/// Builds and signs the session and makes its invitation links (then
+/// [`send_invitations`]).
+pub async fn create(host: &Agent, s: NewSession) -> Result<Invitation> {
     let mut id = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut id);
     let me = host.file.party.to_string();
@@ -78,6 +77,9 @@ pub async fn create(host: &Agent, s: NewSession, progress: &(dyn Fn(Progress) + 
         peer_deadline_secs: s.peer_deadline.as_secs().max(1),
     };
     d.check(created)?;
+    for did in &d.roster {
+        host.expect(did);
+    }
     let signed = d.sign(host).await?;
     let inv = oob::invitation(
         &me,
@@ -88,24 +90,30 @@ pub async fn create(host: &Agent, s: NewSession, progress: &(dyn Fn(Progress) + 
     let base = host.file.mediator.http.clone().unwrap_or_else(|| "https://didmpc.dev/join".into());
     let url = oob::to_url(&inv, &base);
     let short_url = shorten(host, &inv, s.ttl).await;
-    let body = InvitationBody { session: d.id.clone(), descriptor: signed.jws.clone() };
-    let sends = s.invitees.iter().map(|did| {
+    Ok(Invitation { signed, url, short_url })
+}
+
+/// Sends the invitation to every invitee that can be reached (a DID with an endpoint, or
+/// one registered at our mediator), all at once; the others join by the link.
+pub async fn send_invitations(host: &Agent, inv: &Invitation, progress: &(dyn Fn(Progress) + Sync)) {
+    let d = &inv.signed.descriptor;
+    let body = InvitationBody { session: d.id.clone(), descriptor: inv.signed.jws.clone() };
+    let sends = d.roster.iter().filter(|did| **did != d.host).map(|did| {
         let m = Message::typed(&body);
         async move {
-            if did.method() == "pkh" {
+            if did.starts_with("did:pkh:") {
                 let why = "a wallet account has no inbox: it joins by the link".to_owned();
-                return Progress::Unreachable { did: did.to_string(), why };
+                return Progress::Unreachable { did: did.clone(), why };
             }
-            match host.send(m, did.as_str()).await {
-                Ok(t) => Progress::Reached { did: did.to_string(), via: t.uri },
-                Err(e) => Progress::Unreachable { did: did.to_string(), why: format!("{e} (it can join by the link)") },
+            match host.send(m, did).await {
+                Ok(t) => Progress::Reached { did: did.clone(), via: t.uri },
+                Err(e) => Progress::Unreachable { did: did.clone(), why: format!("{e} (it can join by the link)") },
             }
         }
     });
     for p in futures_util::future::join_all(sends).await {
         progress(p);
     }
-    Ok(Invitation { signed, url, short_url })
 }
 
 /// Every did:pkh on the roster is a wallet account: its place is taken only with a Sign-In

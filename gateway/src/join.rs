@@ -70,7 +70,11 @@ pub async fn find(
         if want.is_some() || accept(&signed) {
             return Ok(signed);
         }
-        tracing::info!(host = %signed.descriptor.host, "ignored an invitation from a host you did not accept");
+        // Kept for `didmpc sessions` / `didmpc join <id>`: the user may still choose it.
+        tracing::info!(host = %signed.descriptor.host, "skipped an invitation from a host you did not accept");
+        if let Err(e) = save(agent, &signed) {
+            tracing::warn!(error = %e, "cannot keep the skipped invitation");
+        }
     }
 }
 

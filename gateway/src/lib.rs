@@ -12,6 +12,7 @@ pub mod core;
 pub mod descriptor;
 pub mod error;
 pub mod flow;
+pub mod inbox;
 pub mod invite;
 pub mod join;
 pub mod link;

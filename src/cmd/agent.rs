@@ -33,6 +33,9 @@ pub(super) async fn send(home_flag: Option<&Path>, to: &str, text: &str) -> Resu
 
 pub(super) async fn inbox(home_flag: Option<&Path>, follow: bool, as_json: bool) -> Result<()> {
     let agent = Agent::load(&home::dir(home_flag)?)?;
+    // A person reading their own messages: senders' documents may be fetched (with the
+    // resolver's own limits: no private addresses, no redirects, short timeouts).
+    agent.expect_anyone();
     let print = move |inc: Incoming| -> gateway::Result<()> {
         let line = render(&inc, as_json);
         let mut out = std::io::stdout().lock();

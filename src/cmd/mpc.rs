@@ -199,6 +199,10 @@ async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result
         );
     }
     let known = known_hosts(&home);
+    // Their invitations may be opened (a did:web host's document fetched); nobody else's.
+    for h in known.iter().map(String::as_str).chain(from.as_ref().map(Did::as_str)) {
+        agent.expect(h);
+    }
     let accept_host = |s: &Signed| {
         let host = &s.descriptor.host;
         if from.as_ref().is_some_and(|f| f.as_str() == host) || known.contains(host) {

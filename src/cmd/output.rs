@@ -101,22 +101,10 @@ impl Out {
 
     /// A session as the joiner sees it before it decides.
     pub(crate) fn session(&self, d: &Descriptor, pid: usize) {
-        let t = d.mpyc.threshold_for(d.roster.len());
-        eprintln!("session {} from {}", d.id, short(&d.host));
-        eprintln!("  program:   {} (sha256 {})", d.program.name, d.program.sha256);
-        eprintln!(
-            "  arguments: {}",
-            if d.program.args.is_empty() { "(none)".into() } else { d.program.args.join(" ") }
-        );
-        eprintln!(
-            "  MPyC {}: {} parties, threshold {t}{}",
-            d.program.mpyc,
-            d.roster.len(),
-            if d.mpyc.ssl { ", --ssl" } else { "" }
-        );
-        for (j, did) in d.roster.iter().enumerate() {
-            eprintln!("  pid {j}: {}{}", short(did), if j == pid { "  (you)" } else { "" });
+        for line in d.summary(Some(pid)) {
+            eprintln!("{line}");
         }
+        let t = d.mpyc.threshold_for(d.roster.len());
         self.event(
             "session",
             json!({

@@ -17,6 +17,9 @@ pub mod joiner;
 pub mod mesh;
 pub mod supervisor;
 
+#[cfg(test)]
+mod tests;
+
 use did_core::didcomm::vocab::ProblemReport;
 use did_core::didcomm::{Message, ServiceTarget};
 
