@@ -117,18 +117,17 @@ pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<
         }
     };
     join::check_program(&agent, &signed, &here).await?;
-    let proof = match proofs::policy_of(&signed.proof_session())? {
-        Some(policy) => {
-            let member = place.member.clone().unwrap_or_else(|| agent.file.party.to_string());
-            Some((how.prove)(&signed, &place)?.ok_or_else(|| {
-                Error::State(format!(
-                    "session {} asks for {}; make one with `didmpc proof siwe {}` (or join with --siwe-key FILE)",
-                    signed.descriptor.id,
-                    policy.describe_for(&member),
-                    signed.descriptor.id
-                ))
-            })?)
-        }
+    let member = place.member.clone().unwrap_or_else(|| agent.file.party.to_string());
+    let policy = proofs::policy_of(&signed.proof_session())?.filter(|p| p.rule_for(&member).asks_anything());
+    let proof = match policy {
+        Some(policy) => Some((how.prove)(&signed, &place)?.ok_or_else(|| {
+            Error::State(format!(
+                "session {} asks for {}; make one with `didmpc proof siwe {}` (or join with --siwe-key FILE)",
+                signed.descriptor.id,
+                policy.describe_for(&member),
+                signed.descriptor.id
+            ))
+        })?),
         None => None,
     };
     let joined_at = std::time::Instant::now();
