@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::{codes, problem_reply, reply, DISCLOSED, DISCOVER_2, OOB_LINK_1, TRUST_PING_2};
 use crate::error::Result;
 use crate::state::Mediator;
+use crate::store::NewLink;
 
 /// Longest lifetime of a short link, seconds.
 pub const MAX_LINK_TTL: u64 = 30 * 24 * 3600;
@@ -96,7 +97,17 @@ pub async fn oob_link(m: &Mediator, name: &str, msg: &Message, sender: &str) -> 
     }
     let ttl = msg.body.get("ttl_secs").and_then(Value::as_u64).unwrap_or(24 * 3600).min(MAX_LINK_TTL);
     let id = uuid::Uuid::new_v4().simple().to_string();
-    m.store.put_oob(&id, &text, now() + ttl).await?;
+    let link =
+        NewLink { client: sender.to_owned(), id: id.clone(), invitation: text, now: now(), expires_at: now() + ttl };
+    let max = m.config.limits.max_links_per_client;
+    if !m.store.put_oob(link, max).await? {
+        m.metrics.refused.inc(crate::quota::Refusal::Links);
+        return Ok(problem_reply(
+            msg,
+            codes::LINK_QUOTA,
+            &format!("you hold {max} unexpired short links, the most a client may; wait for one to expire"),
+        ));
+    }
     let url = format!("{}/oob?_oobid={id}", m.base_urls[0]);
     Ok(reply(msg, format!("{OOB_LINK_1}/created"), json!({"id": id, "url": url, "expires_time": now() + ttl})))
 }
@@ -184,8 +195,7 @@ mod tests {
             json!({"queries": [{"feature-type": "protocol", "match": long}]}),
         );
         assert_eq!(discover(&q).body["code"], codes::BAD_REQUEST);
-        let many: Vec<Value> =
-            (0..=MAX_QUERIES).map(|_| json!({"feature-type": "protocol", "match": "x"})).collect();
+        let many: Vec<Value> = (0..=MAX_QUERIES).map(|_| json!({"feature-type": "protocol", "match": "x"})).collect();
         let q = Message::new(format!("{DISCOVER_2}/queries"), json!({ "queries": many }));
         assert_eq!(discover(&q).body["code"], codes::BAD_REQUEST);
         // other feature types and missing fields are skipped, not refused
