@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Longest TLS handshake, seconds (default 10); the connection holds its slot meanwhile.
+    pub tls_handshake_timeout_secs: u64,
     /// Seconds to wait for connections to finish on shutdown (default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             public_urls: vec![],
             tls_cert: None,
             tls_key: None,
+            tls_handshake_timeout_secs: 10,
             shutdown_grace_secs: 10,
         }
     }
@@ -282,6 +285,9 @@ impl Config {
                 Ok(d) if d.method() == "web" => {}
                 _ => return Err(Error::Config(format!("resolver.web_allow: {did:?} is not a did:web DID"))),
             }
+        }
+        if self.server.tls_handshake_timeout_secs == 0 {
+            return Err(Error::Config("server.tls_handshake_timeout_secs must be positive".into()));
         }
         if self.resolver.timeout_ms == 0 {
             return Err(Error::Config("resolver.timeout_ms must be positive".into()));

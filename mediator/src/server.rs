@@ -82,7 +82,8 @@ pub async fn serve(
     let result = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key)?;
-            let l = tls::TlsListener::new(listener, acceptor, conns, cfg.limits.clone())?;
+            let handshake = Duration::from_secs(cfg.server.tls_handshake_timeout_secs);
+            let l = tls::TlsListener::new(listener, acceptor, conns, cfg.limits.clone(), handshake)?;
             tokio::select! {
                 r = axum::serve(l, svc).with_graceful_shutdown(signal) => r,
                 _ = deadline => Ok(()),

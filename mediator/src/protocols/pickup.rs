@@ -28,6 +28,13 @@ pub async fn handle(
     ch: &Channel<'_>,
     held: &mut Held,
 ) -> Result<Message> {
+    if !m.store.is_granted(sender).await? {
+        return Ok(problem_reply(
+            msg,
+            codes::NOT_GRANTED,
+            "pickup is for parties this mediator serves; send mediate-request first",
+        ));
+    }
     let recipient = msg.body.get("recipient_did").and_then(Value::as_str);
     match name {
         "status-request" => status(m, msg, sender, recipient, ch).await,

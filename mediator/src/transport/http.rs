@@ -84,20 +84,23 @@ pub async fn post_didcomm(
     if declared.is_some_and(|n| n > limit) {
         return too_big();
     }
-    // The body is read against the memory budget; the reservation lasts until the answer is built.
-    let Some(mut held) = m.memory.try_reserve(0) else {
+    // The body is held against the memory budget (what it declares up front, then as it grows)
+    // until the answer is built.
+    let declared = declared.unwrap_or(0);
+    let Some(mut held) = m.memory.try_reserve(declared) else {
         return busy(&app);
     };
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut bytes = Vec::with_capacity(declared);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
             return respond(Outcome::plain_problem(400, codes::MALFORMED, "the request body could not be read"));
         };
-        if bytes.len() + chunk.len() > limit {
+        let len = bytes.len() + chunk.len();
+        if len > limit {
             return too_big();
         }
-        if !held.try_grow(chunk.len()) {
+        if len > held.bytes() && !held.try_grow(len - held.bytes()) {
             return busy(&app);
         }
         bytes.extend_from_slice(&chunk);

@@ -23,9 +23,6 @@ use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::limits::ConnTracker;
 
-/// Longest TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Builds a TLS acceptor from a PEM certificate chain and private key.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| Error::Tls(format!("{}: {e}", p.display())));
@@ -55,8 +52,14 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Starts accepting on `tcp`: each connection takes a slot in `tracker` (or is closed), then
-    /// completes its handshake in the background ([`HANDSHAKE_TIMEOUT`] each).
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor, tracker: Arc<ConnTracker>, limits: Limits) -> io::Result<Self> {
+    /// completes its handshake in the background (at most `handshake_timeout` each).
+    pub fn new(
+        tcp: TcpListener,
+        acceptor: TlsAcceptor,
+        tracker: Arc<ConnTracker>,
+        limits: Limits,
+        handshake_timeout: Duration,
+    ) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
@@ -83,7 +86,7 @@ impl TlsListener {
                 let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((Tracked::new(tls, guard), addr)).await;
                         }
