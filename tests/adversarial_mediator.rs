@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use did_core::didcomm::{from_prior, Message};
 use gateway::{Agent, Error as GwError};
 use serde_json::{json, Value};
-use stranger::{http_from, mediator_did, metric, post, sink, Stranger, ENCRYPTED, SIGNED};
+use stranger::{http_from, mediator_did, metric, post, served_web_party, sink, Stranger, ENCRYPTED, SIGNED};
 use support::{free_port, temp_path, Process};
 
 fn home() -> PathBuf {
@@ -126,6 +126,32 @@ async fn did_web_ssrf_reaches_nothing() {
     assert!(at_open.2.ends_with("unreachable or not a DID document"), "{at_open:?}");
     let s = seen.lock().unwrap();
     assert_eq!(s.requests, vec!["GET /internal/admin/did.json HTTP/1.1".to_owned()]);
+}
+
+/// The other side of the gate: a did:web the operator admits (`resolver.web_allow`, private
+/// addresses allowed for this loopback test) is fetched once, gets mediation and is answered;
+/// another did:web on the same server is refused without a fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admitted_did_web_is_fetched_and_served() {
+    let (alice, seen) = served_web_party("alice").await;
+    let m = mediator(&format!("[resolver]\nallow_private_addresses = true\nweb_allow = [\"{}\"]\n", alice.did()));
+    let did = mediator_did(&m.url).await;
+    let http = reqwest::Client::new();
+    let request = Message::new("https://didcomm.org/coordinate-mediation/3.0/mediate-request", json!({}));
+    let (status, grant) = alice.ask(&http, &m.url, &did, request).await;
+    assert_eq!(status, 200);
+    assert_eq!(grant["type"], "https://didcomm.org/coordinate-mediation/3.0/mediate-grant", "{grant}");
+    let ping = || Message::new("https://didcomm.org/trust-ping/2.0/ping", json!({}));
+    let (_, pong) = alice.ask(&http, &m.url, &did, ping()).await;
+    assert_eq!(pong["type"], "https://didcomm.org/trust-ping/2.0/ping-response");
+    let fetched = seen.lock().unwrap().requests.clone();
+    assert_eq!(fetched, vec!["GET /alice/did.json HTTP/1.1".to_owned()], "fetched once, then cached");
+    // same host, not admitted
+    let port = alice.did().split("%3A").nth(1).unwrap().split(':').next().unwrap().to_owned();
+    let mallory = Stranger::web(&format!("did:web:127.0.0.1%3A{port}:mallory"));
+    let (status, v) = mallory.ask(&http, &m.url, &did, ping()).await;
+    assert_eq!((status, code(&v)), (400, "e.m.did.unresolvable"), "{v}");
+    assert_eq!(seen.lock().unwrap().requests.len(), 1, "mallory's document was not fetched");
 }
 
 /// (b) The Discover Features glob: a query with a pathological pattern is answered (with

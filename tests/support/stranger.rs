@@ -143,12 +143,26 @@ pub struct Seen {
 pub async fn sink() -> (u16, Arc<Mutex<Seen>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    (port, serve(listener, "admin console: secret=hunter2".into()))
+}
+
+/// A did:web party `did:web:127.0.0.1%3A<port>:<path>` whose document a loopback server
+/// really serves (at `/<path>/did.json`, and the same body at every other path).
+pub async fn served_web_party(path: &str) -> (Stranger, Arc<Mutex<Seen>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let party = Stranger::web(&format!("did:web:127.0.0.1%3A{port}:{path}"));
+    let doc = party.id.document.as_ref().unwrap().to_value().to_string();
+    (party, serve(listener, doc))
+}
+
+fn serve(listener: tokio::net::TcpListener, body: String) -> Arc<Mutex<Seen>> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let record = seen.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             record.lock().unwrap().connections += 1;
-            let record = record.clone();
+            let (record, body) = (record.clone(), body.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -160,7 +174,6 @@ pub async fn sink() -> (u16, Arc<Mutex<Seen>>) {
                 }
                 let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
                 record.lock().unwrap().requests.push(line);
-                let body = "admin console: secret=hunter2";
                 let resp =
                     format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
                 let _ = s.write_all(resp.as_bytes()).await;
@@ -168,7 +181,7 @@ pub async fn sink() -> (u16, Arc<Mutex<Seen>>) {
             });
         }
     });
-    (port, seen)
+    seen
 }
 
 /// The value of a counter line `name{labels} N` in a Prometheus text, if present.
