@@ -419,8 +419,9 @@ async fn tls_handshakes_count_against_connection_limits() {
     }
 }
 
-/// Writes an HTTP request head to a raw connection to `url`'s host.
-fn raw_post(url: &str, content_length: usize) -> std::net::TcpStream {
+/// Writes an HTTP request head and `sent` bytes of the body to a raw connection to `url`'s
+/// host (the write may fail once the server has answered and closed).
+fn raw_post(url: &str, content_length: usize, sent: usize) -> std::net::TcpStream {
     use std::io::Write;
     let addr = url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -429,15 +430,40 @@ fn raw_post(url: &str, content_length: usize) -> std::net::TcpStream {
          content-length: {content_length}\r\n\r\n"
     );
     s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(&vec![b'a'; sent]);
     s
 }
 
-/// The memory budget: two requests that declare 1 MB bodies and never send them hold 2 MB of a
-/// 2.5 MiB budget; a third that declares 700 kB is refused at once with a reason (and counted),
-/// while small requests are still served; when the two go away, their memory comes back.
+/// Reads one HTTP response (head and `content-length` body) from a raw connection; the server
+/// may keep the connection open or reset it afterwards.
+fn read_response(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return String::from_utf8_lossy(&got[..end + 4 + len]).into_owned();
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The memory budget: two requests that send 999 kB of a 1 MB body and stop hold about 2 MB of
+/// a 2.5 MiB budget; a third that sends 700 kB is refused with a reason (and counted), while
+/// small requests are still served; when the two go away, their memory comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_budget_bounds_what_strangers_make_it_hold() {
-    use std::io::Read;
     let m = mediator("[limits]\nmemory_budget_bytes = 2621440\n");
     let reserved = || {
         let url = format!("{}/metrics", m.url);
@@ -446,17 +472,21 @@ async fn memory_budget_bounds_what_strangers_make_it_hold() {
             metric(&text, "didmpc_mediator_memory_reserved_bytes").unwrap()
         }
     };
-    let hogs = [raw_post(&m.url, 1_000_000), raw_post(&m.url, 1_000_000)];
+    let hogs = [raw_post(&m.url, 1_000_000, 999_000), raw_post(&m.url, 1_000_000, 999_000)];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reserved().await < 2_000_000 {
+    while reserved().await < 1_998_000 {
         assert!(Instant::now() < deadline, "the two requests never took their memory");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut third = raw_post(&m.url, 700_000);
-    // (a guard against hanging if the budget were gone, not a timing assertion)
-    third.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut answer = String::new();
-    third.read_to_string(&mut answer).unwrap();
+    let url = m.url.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut third = raw_post(&url, 700_000, 700_000);
+        // (a guard against hanging if the budget were gone, not a timing assertion)
+        third.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        read_response(&mut third)
+    })
+    .await
+    .unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["body"]["code"], "e.p.me.res.memory", "{body}");

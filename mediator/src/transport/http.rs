@@ -84,13 +84,12 @@ pub async fn post_didcomm(
     if declared.is_some_and(|n| n > limit) {
         return too_big();
     }
-    // The body is held against the memory budget (what it declares up front, then as it grows)
-    // until the answer is built.
-    let declared = declared.unwrap_or(0);
-    let Some(mut held) = m.memory.try_reserve(declared) else {
+    // The body is held against the memory budget as it arrives (what a client only declares
+    // costs nothing), until the answer is built.
+    let Some(mut held) = m.memory.try_reserve(0) else {
         return busy(&app);
     };
-    let mut bytes = Vec::with_capacity(declared);
+    let mut bytes = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
