@@ -12,6 +12,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "DIDMPC_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Let did:web resolution reach this machine or private networks: `loopback`, `1` (loopback
+    /// and private) or `0` (public addresses only, the default). A mediator takes this from its
+    /// config instead (`resolver.allow_private_addresses`).
+    #[arg(long, global = true, env = "DIDMPC_RESOLVE_PRIVATE", value_name = "0|loopback|1")]
+    pub resolve_private: Option<String>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

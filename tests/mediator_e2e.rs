@@ -200,6 +200,9 @@ async fn short_links_and_discovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn did_web_mediator() {
+    // The agents resolve the mediator's did:web on loopback, which the default policy forbids.
+    use did_core::{Reach, ResolverPolicy};
+    ResolverPolicy::set_process_default(Some(ResolverPolicy::with_reach(Reach::Loopback)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut cfg = Config::default();

@@ -19,6 +19,10 @@ use crate::cli::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(v) = &cli.resolve_private {
+        let reach = did_core::Reach::parse(v).context("--resolve-private")?;
+        did_core::ResolverPolicy::set_process_default(Some(did_core::ResolverPolicy::with_reach(reach)));
+    }
     let home = cli.home.as_deref();
     match cli.command {
         Command::Did(c) => did::run(home, c).await,
