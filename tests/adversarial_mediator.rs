@@ -307,7 +307,7 @@ async fn grants_expire_unless_used() {
     let did = mediator_did(&m.url).await;
     let alice = Agent::init(&home(), &m.url).await.unwrap();
     let t0 = Instant::now();
-    let status = || gateway::link::pickup("status-request", json!({}));
+    let status = || did_core::didcomm::Message::typed(&did_core::didcomm::vocab::StatusRequest::default());
     // used at +2 s and +4 s: alive at +4 s only because the use at +2 s refreshed it
     until(t0 + Duration::from_secs(2)).await;
     alice.link().request(status()).await.unwrap();

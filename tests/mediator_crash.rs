@@ -9,10 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use did_core::didcomm::vocab::{DeliveryRequest, LiveDeliveryChange, MessagesReceived};
+use did_core::didcomm::vocab::DeliveryRequest;
 use did_core::didcomm::Message as Msg;
 use gateway::Agent;
-use serde_json::json;
 use support::{free_port, temp_path, Process};
 
 async fn contents(agent: &Agent) -> Vec<String> {
