@@ -170,6 +170,7 @@ pub fn setup(topo: &Topo, bin: &Path) -> Result<Didmpc> {
     }
     for i in 0..topo.homes.len() {
         let who = format!("party {i}");
+        steps.push(Step::new(&who, Kind::Command, "install didmpc"));
         steps.push(Step::new(&who, Kind::Command, format!("didmpc init --mediator {url}")));
         if i == 0 {
             steps.push(Step::new(&who, Kind::Exchange, "collect the others' DIDs"));
@@ -218,7 +219,7 @@ impl Didmpc {
         }
         let mut host = self.cli.invite(&topo.homes[0].ns, &self.homes[0], &self.dids[1..], &name, job.python, job.args);
         host.current_dir(&dirs[0]);
-        cmds.insert(0, (format!("didmpc party 0 (invite)"), host));
+        cmds.insert(0, ("didmpc party 0 (invite)".to_owned(), host));
         let outcome = run_all(cmds, job.timeout)?;
         let after = self.metrics(topo);
         let delta: BTreeMap<&String, f64> = after

@@ -318,6 +318,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut steps: BTreeMap<String, BTreeMap<usize, Vec<Step>>> = BTreeMap::new();
     let mut done = 0usize;
     let mut seq = 0usize;
+    let mut not_ok = 0usize;
     for case in &cases {
         let profile = &scen.profiles[&case.profile];
         let n = case.parties;
@@ -459,6 +460,9 @@ pub fn run(a: RunArgs) -> Result<()> {
                     if row.ok { "ok" } else { "NOT OK: " },
                     row.note.lines().next().unwrap_or(""),
                 );
+                if !row.ok {
+                    not_ok += 1;
+                }
                 out.row(&row)?;
             }
         }
@@ -477,6 +481,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     std::fs::write(a.out.join("meta.json"), meta(true, done).to_string())?;
     let _ = std::fs::remove_dir_all(&tmp_root);
     report::write(&a.out)?;
-    eprintln!("lab: {done} runs in {:.1} min; results in {}", t_start.elapsed().as_secs_f64() / 60.0, a.out.display());
+    eprintln!(
+        "lab: {done} rows ({seq} runs) in {:.1} min; results in {}",
+        t_start.elapsed().as_secs_f64() / 60.0,
+        a.out.display()
+    );
+    if not_ok > 0 {
+        bail!("{not_ok} of {done} rows are not ok: see {}/results.md and logs/", a.out.display());
+    }
     Ok(())
 }

@@ -118,8 +118,15 @@ pub fn markdown(
         }
     }
 
+    observed(&mut s, rows);
+
     if !steps.is_empty() {
         let _ = writeln!(s, "\n## Manual steps to run one program (E³ usability)\n");
+        let _ = writeln!(
+            s,
+            "First run with a new group, as the lab performs them. Installing Python and MPyC, common to all \
+             three, is not counted; a public server is (the mediator, the WireGuard hub).\n"
+        );
         let _ = writeln!(s, "| transport | parties | commands | file edits | exchanges | admin | total |");
         let _ = writeln!(s, "|---|---|---|---|---|---|---|");
         for (t, by_n) in steps {
@@ -182,13 +189,61 @@ pub fn markdown(
     s
 }
 
+/// What didmpc itself reported for its rows: `didmpc status --json` (per-peer path, smoothed
+/// RTT, bytes), the CLI's phase line, and the mediator's `/metrics` over the run.
+fn observed(s: &mut String, rows: &[Row]) {
+    let mine: Vec<&Row> = rows.iter().filter(|r| r.transport == "didmpc" && r.observed.is_object()).collect();
+    if mine.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## What didmpc reported (`didmpc status --json`, the CLI, the mediator's `/metrics`)\n");
+    let _ = writeln!(
+        s,
+        "Session RTT: the sessions' smoothed RTT at the end of the run (median over every party's peers). Set-up: \
+         the host's `sessions up in … · MPyC started after …`. Relayed: application bytes sent by all parties. \
+         Mediator: messages received over WebSocket during the run (DIDComm control plane).\n"
+    );
+    let _ = writeln!(s, "| nat | parties | program | rtt_ms | path | session RTT (ms) | set-up (host) | relayed bytes | mediator ws msgs |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for r in mine {
+        let o = &r.observed;
+        let peers: Vec<&Value> = o["status"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|st| st["peers"].as_array().into_iter().flatten())
+            .collect();
+        let rtts: Vec<f64> = peers.iter().filter_map(|p| p["rtt_ms"].as_f64()).collect();
+        let bytes: u64 = peers.iter().filter_map(|p| p["bytes_sent"].as_u64()).sum();
+        let phase = o["phases"][0]
+            .as_str()
+            .and_then(|l| l.split_once("sessions up in "))
+            .map(|(_, rest)| rest.split(" · total").next().unwrap_or(rest).replace(" · MPyC started after ", " / "))
+            .unwrap_or_else(|| "–".into());
+        let ws = o["mediator_metrics_delta"]["didmpc_mediator_received_total{transport=\"ws\"}"].as_f64();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.nat,
+            r.parties,
+            r.program,
+            r.rtt_ms,
+            r.path,
+            if rtts.is_empty() { "–".into() } else { format!("{:.1}", median(&rtts)) },
+            phase,
+            bytes,
+            ws.map(|v| format!("{v}")).unwrap_or_else(|| "–".into())
+        );
+    }
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
