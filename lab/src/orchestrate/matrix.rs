@@ -97,6 +97,9 @@ pub struct Row {
     pub ok: bool,
     /// Profile name.
     pub profile: String,
+    /// One-way delay of the server's spoke, ms (the mediator's and the hub's placement).
+    #[serde(default)]
+    pub server_ms: Option<f64>,
     /// Program arguments.
     pub args: Vec<String>,
     /// wall_s of every repeat (`null`: failed).
@@ -205,6 +208,7 @@ fn aggregate(t: Transport, results: Vec<Result<RunReport>>, want: &Value) -> Row
         ratio_vs_plain: None,
         ok: !results.is_empty(),
         profile: String::new(),
+        server_ms: None,
         args: vec![],
         wall_samples: vec![],
         mpc_samples: vec![],
@@ -439,6 +443,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 row.rtt_ms = profile.rtt_ms;
                 row.loss_pct = profile.loss_pct;
                 row.profile = case.profile.clone();
+                row.server_ms = Some(profile.server_delay());
                 row.args = args.clone();
                 if t == Transport::Plain {
                     plain_wall = row.wall_s.filter(|_| row.ok);

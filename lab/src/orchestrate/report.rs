@@ -89,12 +89,32 @@ pub fn markdown(
         );
     }
 
-    // Summary: didmpc and WireGuard over plain, by program and RTT (medians over NATs and parties).
-    let mut groups: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    // Summary: didmpc and WireGuard over plain, by program and profile (medians over NAT types
+    // and party counts), in program order and by RTT.
+    type Key = (usize, u64, u64, u64, String);
+    let programs: Vec<&str> = rows.iter().map(|r| r.program.as_str()).fold(Vec::new(), |mut v, p| {
+        if !v.contains(&p) {
+            v.push(p);
+        }
+        v
+    });
+    let mut groups: BTreeMap<(Key, String), Vec<f64>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.transport != "plain") {
         if let Some(x) = r.ratio_vs_plain {
             let lossy = if r.loss_pct > 0.0 { format!(" + {} % loss", r.loss_pct) } else { String::new() };
-            groups.entry((format!("{} · {} ms{lossy}", r.program, r.rtt_ms), r.transport.clone())).or_default().push(x);
+            let server = match r.server_ms {
+                Some(s) if (s - r.rtt_ms / 4.0).abs() > 1e-9 => format!(", server {s} ms from the core"),
+                _ => String::new(),
+            };
+            let p = programs.iter().position(|p| *p == r.program).unwrap_or(0);
+            let key = (
+                p,
+                (r.rtt_ms * 1000.0) as u64,
+                (r.loss_pct * 1000.0) as u64,
+                r.server_ms.map(|s| (s * 1000.0) as u64).unwrap_or(0),
+                format!("{} · {} ms{lossy}{server}", r.program, r.rtt_ms),
+            );
+            groups.entry((key, r.transport.clone())).or_default().push(x);
         }
     }
     if !groups.is_empty() {
@@ -106,7 +126,7 @@ pub fn markdown(
             transports.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" | ")
         );
         let _ = writeln!(s, "|---|{}", "---|".repeat(transports.len()));
-        let keys: BTreeSet<&String> = groups.keys().map(|(k, _)| k).collect();
+        let keys: BTreeSet<&Key> = groups.keys().map(|(k, _)| k).collect();
         for k in keys {
             let cells: Vec<String> = transports
                 .iter()
@@ -114,7 +134,7 @@ pub fn markdown(
                     groups.get(&(k.clone(), (*t).clone())).map(|v| format!("{:.2}×", median(v))).unwrap_or("–".into())
                 })
                 .collect();
-            let _ = writeln!(s, "| {k} | {} |", cells.join(" | "));
+            let _ = writeln!(s, "| {} | {} |", k.4, cells.join(" | "));
         }
     }
 
@@ -279,9 +299,13 @@ fn color(transport: &str) -> RGBColor {
 }
 
 /// One panel per (party count, program); x = RTT, y = wall time (median over NAT types);
-/// lines join the loss-free profiles, triangles mark lossy ones.
+/// lines join the loss-free profiles, triangles mark lossy ones. Only rows whose server sits as
+/// far from the homes as they are from each other (the default geometry) are drawn.
 pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
     register_font()?;
+    let rows: Vec<Row> =
+        rows.iter().filter(|r| r.server_ms.is_none_or(|s| (s - r.rtt_ms / 4.0).abs() < 1e-9)).cloned().collect();
+    let rows = &rows[..];
     let programs: Vec<String> = rows.iter().map(|r| r.program.clone()).fold(Vec::new(), |mut v, p| {
         if !v.contains(&p) {
             v.push(p);
@@ -296,7 +320,8 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(40);
     title.draw(&Text::new(
-        "WAN lab: MPyC wall time vs round-trip time (lines: no loss; triangles: lossy profile)",
+        "WAN lab: MPyC wall time vs RTT between homes; server (mediator, WireGuard hub) as far as a home; \
+         median over NAT types; triangles: 1 % loss",
         (10, 10),
         ("sans-serif", 20).into_font(),
     ))?;
