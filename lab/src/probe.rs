@@ -70,9 +70,12 @@ pub fn ping(target: SocketAddr, count: u32, interval: Duration, linger: Duration
             let mut p = [0u8; 16];
             p[..8].copy_from_slice(&MAGIC.to_be_bytes());
             p[8..].copy_from_slice(&next_seq.to_be_bytes());
+            // The time is taken before sending: a preemption between the two can only make the
+            // round trip look longer, never shorter than the emulator's delay.
+            let t = Instant::now();
             // ECONNREFUSED from an earlier ICMP error or a full buffer: that probe is lost.
             let _ = s.send(&p);
-            sent_at.insert(next_seq, Instant::now());
+            sent_at.insert(next_seq, t);
             next_seq += 1;
             next_send += interval;
             if next_seq == count as u64 {
