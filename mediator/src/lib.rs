@@ -22,7 +22,6 @@ pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod protocols;
-pub mod relay;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Enqueued, NewMessage, QueueLimits, QueueStatus, Queued, Refused, Store, UpdateResult};
+use super::{Enqueued, NewMessage, QueueLimits, QueueStatus, Queued, Refused, RouteReservation, Store, UpdateResult};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 
@@ -33,7 +33,12 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_client ON messages(client, seq);
 CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages(expires_at);
 CREATE TABLE IF NOT EXISTS oob (id TEXT PRIMARY KEY, invitation TEXT NOT NULL, expires_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS relay_routes (route BLOB PRIMARY KEY, client TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS relay_routes (
+    route BLOB PRIMARY KEY,
+    client TEXT NOT NULL,
+    key BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 PRAGMA user_version = 1;
 ";
 
@@ -43,7 +48,13 @@ enum Cmd {
     Grant(String, u64, Reply<()>),
     IsGranted(String, Reply<bool>),
     Rotate(String, String, Reply<bool>),
-    Update { client: String, recipient: String, add: bool, max: u64, reply: Reply<UpdateResult> },
+    Update {
+        client: String,
+        recipient: String,
+        add: bool,
+        max: u64,
+        reply: Reply<UpdateResult>,
+    },
     Recipients(String, u64, u64, Reply<(Vec<String>, u64)>),
     Enqueue(NewMessage, QueueLimits, Reply<std::result::Result<Enqueued, Refused>>),
     Status(String, Option<String>, u64, Reply<QueueStatus>),
@@ -52,8 +63,15 @@ enum Cmd {
     Purge(u64, Reply<u64>),
     PutOob(String, String, u64, Reply<()>),
     GetOob(String, u64, Reply<Option<String>>),
-    Reserve(Vec<u8>, String, u64, u64, Reply<bool>),
-    Reserved(Vec<u8>, u64, Reply<bool>),
+    Reserve {
+        route: Vec<u8>,
+        client: String,
+        key: zeroize::Zeroizing<Vec<u8>>,
+        expires_at: u64,
+        max: u64,
+        reply: Reply<bool>,
+    },
+    Reservation(Vec<u8>, u64, Reply<Option<RouteReservation>>),
 }
 
 /// The SQLite implementation of [`Store`].
@@ -68,6 +86,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        drop_keyless_routes(&conn)?;
         conn.execute_batch(SCHEMA)?;
         let state = State::load(&conn)?;
         let (tx, rx) = mpsc::channel(8192);
@@ -188,17 +207,24 @@ impl Worker {
                     .map(|_| ())
                     .map_err(Error::from),
             ),
-            Cmd::Reserve(route, client, exp, max, r) => pending(r, self.reserve(&route, &client, exp, max)),
-            Cmd::Reserved(route, now, r) => pending(
+            Cmd::Reserve { route, client, key, expires_at, max, reply } => {
+                pending(reply, self.reserve(&route, &client, &key, expires_at, max))
+            }
+            Cmd::Reservation(route, now, r) => pending(
                 r,
                 self.conn
                     .query_row(
-                        "SELECT 1 FROM relay_routes WHERE route = ?1 AND expires_at > ?2",
+                        "SELECT client, key, expires_at FROM relay_routes WHERE route = ?1 AND expires_at > ?2",
                         params![route, now as i64],
-                        |_| Ok(()),
+                        |row| {
+                            Ok(RouteReservation {
+                                client: row.get(0)?,
+                                key: zeroize::Zeroizing::new(row.get(1)?),
+                                expires_at: row.get::<_, i64>(2)? as u64,
+                            })
+                        },
                     )
                     .optional()
-                    .map(|o| o.is_some())
                     .map_err(Error::from),
             ),
             Cmd::GetOob(id, now, r) => pending(
@@ -215,7 +241,7 @@ impl Worker {
         }
     }
 
-    fn reserve(&mut self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
+    fn reserve(&mut self, route: &[u8], client: &str, key: &[u8], expires_at: u64, max: u64) -> Result<bool> {
         let owner: Option<String> = self
             .conn
             .query_row("SELECT client FROM relay_routes WHERE route = ?1", params![route], |r| r.get(0))
@@ -235,8 +261,9 @@ impl Worker {
             }
         }
         self.conn.execute(
-            "INSERT INTO relay_routes (route, client, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT(route) DO UPDATE SET expires_at = excluded.expires_at",
-            params![route, client, expires_at as i64],
+            "INSERT INTO relay_routes (route, client, key, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(route) DO UPDATE SET key = excluded.key, expires_at = excluded.expires_at",
+            params![route, client, key, expires_at as i64],
         )?;
         Ok(true)
     }
@@ -409,6 +436,20 @@ impl Worker {
     }
 }
 
+/// Route reservations made before JOINs were authenticated have no key and can admit
+/// nobody: the table is dropped (and made again by the schema) when it lacks the column.
+fn drop_keyless_routes(conn: &Connection) -> Result<()> {
+    let has_table: bool = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'relay_routes'", [], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if has_table && conn.prepare("SELECT key FROM relay_routes LIMIT 0").is_err() {
+        tracing::warn!("dropping relay route reservations without route keys (made by an older mediator)");
+        conn.execute_batch("DROP TABLE relay_routes")?;
+    }
+    Ok(())
+}
+
 /// Adds the client/expiry filter (params ?1 client, ?2 now) and an optional recipient filter (?3).
 fn filter_sql<'a>(select: &str, recipient: Option<&'a str>) -> (String, Option<&'a str>) {
     match recipient {
@@ -456,11 +497,20 @@ impl Store for SqliteStore {
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>> {
         self.call(|r| Cmd::GetOob(id.to_owned(), now, r)).await
     }
-    async fn reserve_route(&self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
-        self.call(|r| Cmd::Reserve(route.to_vec(), client.to_owned(), expires_at, max, r)).await
+    async fn reserve_route(&self, route: &[u8], client: &str, key: &[u8], expires_at: u64, max: u64) -> Result<bool> {
+        let key = zeroize::Zeroizing::new(key.to_vec());
+        self.call(|reply| Cmd::Reserve {
+            route: route.to_vec(),
+            client: client.to_owned(),
+            key,
+            expires_at,
+            max,
+            reply,
+        })
+        .await
     }
-    async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool> {
-        self.call(|r| Cmd::Reserved(route.to_vec(), now, r)).await
+    async fn route_reservation(&self, route: &[u8], now: u64) -> Result<Option<RouteReservation>> {
+        self.call(|r| Cmd::Reservation(route.to_vec(), now, r)).await
     }
 }
 

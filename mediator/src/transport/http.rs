@@ -119,5 +119,6 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         "# HELP didmpc_mediator_connections Open TCP connections\n# TYPE didmpc_mediator_connections gauge\ndidmpc_mediator_connections {}\n",
         app.conns.open()
     ));
+    crate::metrics::render_relay(&app.mediator.relay().stats(), &mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
