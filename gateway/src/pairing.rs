@@ -8,6 +8,7 @@ use did_core::didcomm::Message;
 use did_core::jose::{b64d, b64e};
 use did_core::{Did, DidResolver, KeyKind, Relationship};
 use rand_core::RngCore;
+use relay::auth::{RouteKey, SlotSecret};
 use serde_json::{json, Value};
 use session::driver::{self, Handle, Incoming};
 use session::handshake::{self, Initiator, Params};
@@ -17,7 +18,7 @@ use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::link::Link as MediatorLink;
 use crate::mailbox::Mailbox;
-use crate::relay_client::{RelayClient, RouteId, ROUTE_LEN};
+use crate::relay_client::{Membership, RelayClient, RouteId, ROUTE_LEN};
 
 /// The session protocol.
 pub const SESSION_1: &str = "https://didmpc.dev/protocols/session/1.0";
@@ -142,8 +143,9 @@ impl Pending {
         let url =
             answer.body["relay"]["url"].as_str().ok_or_else(|| Error::Protocol("accept without relay url".into()))?;
         let route = route_field(&answer.body["relay"]["route"])?;
+        let secret = slot_secret_field(&answer.body["relay"]["secret"])?;
         let hash = hex(&keys.handshake_hash);
-        let link = relay.link(url, RouteId { route, slot: 0 })?;
+        let link = relay.link(url, Membership { route: RouteId(route), slot: 0, secret })?;
         let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
         Ok(Paired { handle, incoming, handshake_hash: hash })
     }
@@ -185,14 +187,17 @@ pub async fn accept(
     };
     let mut route = [0u8; ROUTE_LEN];
     rand_core::OsRng.fill_bytes(&mut route);
+    let route_key = RouteKey::generate();
     let link = agent.link();
-    let url = reserve(&link, &route).await?;
+    let url = reserve(&link, &route, &route_key).await?;
     let hash = hex(&keys.handshake_hash);
-    let plink = relay.link(&url, RouteId { route, slot: 1 })?;
+    let plink = relay.link(&url, Membership::with_key(RouteId(route), 1, &route_key))?;
     let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink);
+    // The initiator gets its own slot's secret only (inside this authcrypted message).
+    let initiator_secret = b64e(route_key.slot_secret(0).as_bytes());
     let mut answer = Message::new(
         format!("{SESSION_1}/accept"),
-        json!({"noise": b64e(&m2), "relay": {"url": url, "route": b64e(route)}}),
+        json!({"noise": b64e(&m2), "relay": {"url": url, "route": b64e(route), "secret": initiator_secret}}),
     );
     answer.thid = Some(init.id.clone());
     agent.send(answer, spec.peer.as_str()).await?;
@@ -208,11 +213,11 @@ pub async fn reject(agent: &Agent, init: &Message, reason: &str) {
     }
 }
 
-/// Reserves `route` at our mediator; returns the relay URL.
-pub async fn reserve(link: &MediatorLink<'_>, route: &[u8; ROUTE_LEN]) -> Result<String> {
-    let answer = link
-        .request(Message::new(format!("{RELAY_1}/reserve"), json!({"route": b64e(route), "ttl_secs": 24 * 3600})))
-        .await?;
+/// Reserves `route` at our mediator with `key` (slot secrets derive from it); returns the
+/// relay URL.
+pub async fn reserve(link: &MediatorLink<'_>, route: &[u8; ROUTE_LEN], key: &RouteKey) -> Result<String> {
+    let body = json!({"route": b64e(route), "key": b64e(key.as_bytes()), "ttl_secs": 24 * 3600});
+    let answer = link.request(Message::new(format!("{RELAY_1}/reserve"), body)).await?;
     answer.body["url"].as_str().map(str::to_owned).ok_or_else(|| Error::Protocol("reserved without url".into()))
 }
 
@@ -228,6 +233,11 @@ fn field(m: &Message, name: &str) -> Result<Vec<u8>> {
 fn route_field(v: &Value) -> Result<[u8; ROUTE_LEN]> {
     let b = b64d(v.as_str().unwrap_or_default(), "route")?;
     b.try_into().map_err(|_| Error::Protocol("relay route is not 16 bytes".into()))
+}
+
+fn slot_secret_field(v: &Value) -> Result<SlotSecret> {
+    let b = zeroize::Zeroizing::new(b64d(v.as_str().unwrap_or_default(), "secret")?);
+    SlotSecret::from_slice(&b).ok_or_else(|| Error::Protocol("accept without a 32-byte relay slot secret".into()))
 }
 
 /// Waits for an `init` from `peer` for `session_id`.

@@ -4,28 +4,16 @@
 
 use std::future::Future;
 
-use relay::auth::SlotSecret;
 use relay::client::{ws_config, Connect, WsSocket};
 use session::Link;
 use tokio::net::TcpStream;
 use tokio_tungstenite::MaybeTlsStream;
 
 pub use relay::client::Membership;
-pub use relay::proto::ROUTE_LEN;
+pub use relay::proto::{RouteId, ROUTE_LEN};
 
 use crate::error::{Error, Result};
 use crate::transport::Transport;
-
-/// A relay route and our slot in it (initiator 0, responder 1). Until the session
-/// messages carry slot secrets, a link joins with an all-zero secret, which the relay
-/// refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RouteId {
-    /// The 16-byte route.
-    pub route: [u8; ROUTE_LEN],
-    /// Our slot.
-    pub slot: u8,
-}
 
 /// Relay connections by URL, opened with the gateway's transport.
 #[derive(Clone)]
@@ -37,10 +25,8 @@ impl RelayClient {
         RelayClient(relay::client::RelayClient::new(Relays(transport)))
     }
 
-    /// A session link over `route` of the relay at `url`.
-    pub fn link(&self, url: &str, route: RouteId) -> Result<Link> {
-        let secret = SlotSecret::from_slice(&[0; 32]).ok_or_else(|| Error::State("slot secret".into()))?;
-        let member = Membership { route: relay::RouteId(route.route), slot: route.slot, secret };
+    /// A session link over `member`'s slot of its route at the relay at `url`.
+    pub fn link(&self, url: &str, member: Membership) -> Result<Link> {
         self.0.link(url, member).map_err(|e| Error::Transport { uri: url.to_owned(), reason: e.to_string() })
     }
 }
