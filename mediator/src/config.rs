@@ -178,7 +178,8 @@ impl Default for Limits {
 }
 
 /// `[relay]`: what the session relay may hold in memory (see `specs/session.md` §2).
-/// Frames are counted at their length plus 64 bytes of bookkeeping each.
+/// Queued frames count at their length plus 64 bytes of bookkeeping each, held frames in
+/// whole 4 KiB pages (each has its own memory mapping) plus 64 bytes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
@@ -234,17 +235,18 @@ impl RelayConfig {
 
     fn validate(&self) -> Result<()> {
         // Every bound takes at least one frame of the largest size.
-        let frame = relay::MAX_FRAME + relay::server::FRAME_OVERHEAD;
+        let held = relay::server::held_cost(relay::MAX_FRAME);
+        let queued = relay::MAX_FRAME + relay::server::FRAME_OVERHEAD;
         let bytes = [
-            ("held_bytes_per_route", self.held_bytes_per_route),
-            ("held_bytes_per_client", self.held_bytes_per_client),
-            ("held_bytes_total", self.held_bytes_total),
-            ("queue_bytes_per_conn", self.queue_bytes_per_conn),
-            ("queue_bytes_total", self.queue_bytes_total),
+            ("held_bytes_per_route", self.held_bytes_per_route, held),
+            ("held_bytes_per_client", self.held_bytes_per_client, held),
+            ("held_bytes_total", self.held_bytes_total, held),
+            ("queue_bytes_per_conn", self.queue_bytes_per_conn, queued),
+            ("queue_bytes_total", self.queue_bytes_total, queued),
         ];
-        for (name, v) in bytes {
-            if v < frame {
-                return Err(Error::Config(format!("relay.{name} must be at least {frame} (one largest frame)")));
+        for (name, v, min) in bytes {
+            if v < min {
+                return Err(Error::Config(format!("relay.{name} must be at least {min} (one largest frame)")));
             }
         }
         if self.stall_secs == 0 || self.sweep_secs == 0 || self.max_refused_joins == 0 {

@@ -55,8 +55,11 @@ struct ServerSide<'a> {
     inbox: Inbox,
     nonce: [u8; NONCE_LEN],
     joined: Vec<RouteId>,
-    /// When the socket last took or flushed a frame.
-    last_write: Instant,
+    /// Frames were waiting for the socket at the end of the last round.
+    waiting: bool,
+    /// Since when the socket has taken nothing while frames wait: the later of the last
+    /// write and the moment frames started waiting.
+    since: Instant,
     stall: Pin<Box<Sleep>>,
 }
 
@@ -105,14 +108,16 @@ impl Side for ServerSide<'_> {
     }
 
     fn poll_end(&mut self, cx: &mut Context<'_>, wrote: bool, unflushed: bool) -> Option<Event> {
-        if wrote {
-            self.last_write = Instant::now();
-        }
         if !unflushed && self.inbox.queued() == 0 {
+            self.waiting = false;
             return None;
         }
+        if wrote || !self.waiting {
+            self.since = Instant::now();
+            self.waiting = true;
+        }
         // Frames wait: the socket must take some within the stall time.
-        let deadline = self.last_write + self.relay.limits.stall;
+        let deadline = self.since + self.relay.limits.stall;
         if self.stall.deadline() != deadline {
             self.stall.as_mut().reset(deadline);
         }
@@ -141,7 +146,8 @@ impl Relay {
             inbox,
             nonce,
             joined: Vec::new(),
-            last_write: now,
+            waiting: false,
+            since: now,
             stall: Box::pin(sleep_until(now + self.limits.stall)),
         };
         let mut pump = Pump::default();

@@ -9,8 +9,9 @@
 //! Memory is bounded by [`Limits`]: frames held for absent members per route, per
 //! reserving client and in total; frames queued per connection and in total; a
 //! connection whose socket takes nothing while frames wait for it is cut after
-//! [`Limits::stall`]. Held frames are freed when their route's reservation ends
-//! ([`Relay::sweep`]).
+//! [`Limits::stall`]. Held frames live in their own memory mappings (counted in whole
+//! pages) and are freed, memory returned to the system, when their route's reservation
+//! ends ([`Relay::sweep`]).
 //!
 //! [`FrameSocket`]: crate::FrameSocket
 
@@ -149,6 +150,25 @@ pub struct Relay {
     /// Whether `tap` is set (the data path only locks it then).
     tapped: AtomicBool,
     tap: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+}
+
+/// Held frames are counted in whole pages of this size (see [`hold`]).
+pub const HELD_PAGE: usize = 4096;
+
+/// What a held frame of `len` bytes counts against the held bounds.
+pub fn held_cost(len: usize) -> usize {
+    len.next_multiple_of(HELD_PAGE) + FRAME_OVERHEAD
+}
+
+/// A copy of a frame to hold, in its own anonymous memory mapping. Held frames may wait
+/// long and come in bulk; from the heap, their memory would stay with the process after
+/// they are freed (the allocator keeps it for reuse, and fragmentation pins it), so a relay
+/// that was made to hold a lot once would stay that big. A mapping goes back to the system
+/// when it is dropped. `None` when the system refuses the mapping.
+fn hold(frame: &[u8]) -> Option<Bytes> {
+    let mut map = memmap2::MmapMut::map_anon(frame.len().max(1)).ok()?;
+    map[..frame.len()].copy_from_slice(frame);
+    Some(Bytes::from_owner(map).slice(..frame.len()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -316,7 +336,7 @@ impl Relay {
         if rs.expired {
             return Err(DropReason::Expired);
         }
-        let c = cost(frame.len());
+        let c = held_cost(frame.len());
         let l = &self.limits;
         if rs.held_cost[0] + rs.held_cost[1] + c > l.held_bytes_per_route {
             return Err(DropReason::HeldRoute);
@@ -328,11 +348,11 @@ impl Relay {
         if *held_total + c > l.held_bytes_total {
             return Err(DropReason::HeldBudget);
         }
+        let held = hold(&frame).ok_or(DropReason::HeldBudget)?;
         *held_total += c;
         *owners.entry(rs.owner.clone()).or_default() += c;
         rs.held_cost[o] += c;
-        // Its own allocation: a slice would keep the whole receive buffer alive.
-        rs.held[o].push_back(Bytes::copy_from_slice(&frame));
+        rs.held[o].push_back(held);
         Ok(false)
     }
 

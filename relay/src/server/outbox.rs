@@ -41,7 +41,8 @@ struct Shared {
     bytes: AtomicUsize,
     /// Control frames took the queue past its bound.
     overflow: AtomicBool,
-    /// The pump, to wake when the queue overflows.
+    /// The pump, to wake when frames start waiting (even while its socket is blocked, so
+    /// that it watches the stall time) and when the queue overflows.
     waker: AtomicWaker,
 }
 
@@ -96,21 +97,26 @@ impl Outbox {
             sub(&self.total, c);
             return Err(DropReason::Closed);
         }
+        if before == 0 {
+            self.shared.waker.wake();
+        }
         Ok(())
     }
 
     /// Queues a control frame; flags the connection when its queue overflows.
     pub(crate) fn push_control(&self, frame: Bytes) {
         let c = cost(frame.len());
-        let now = self.shared.bytes.fetch_add(c, AcqRel) + c;
+        let before = self.shared.bytes.fetch_add(c, AcqRel);
         self.total.fetch_add(c, AcqRel);
         if self.tx.send(frame).is_err() {
             sub(&self.shared.bytes, c);
             sub(&self.total, c);
             return;
         }
-        if now > self.limit + CONTROL_SLACK {
+        if before + c > self.limit + CONTROL_SLACK {
             self.shared.overflow.store(true, Release);
+            self.shared.waker.wake();
+        } else if before == 0 {
             self.shared.waker.wake();
         }
     }
@@ -140,7 +146,8 @@ impl Inbox {
         self.shared.bytes.load(Acquire)
     }
 
-    /// Whether control frames overflowed the queue (registers a wake-up for when they do).
+    /// Whether control frames overflowed the queue (registers a wake-up for when they do,
+    /// and for when frames start waiting).
     pub(crate) fn overflowed(&self, cx: &mut Context<'_>) -> bool {
         self.shared.waker.register(cx.waker());
         self.shared.overflow.load(Acquire)

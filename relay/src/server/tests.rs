@@ -67,7 +67,7 @@ fn forwards_holds_and_notifies() {
     assert_eq!(a.join(&relay, &key, r, 0), JoinStatus::Ok);
     assert_eq!(a.frames(), [Frame::Joined { route: r, status: JoinStatus::Ok }, Frame::Peer { route: r, up: false }]);
     send(&relay, &a, r, b"early"); // held for slot 1
-    assert_eq!(relay.stats().held_bytes, (5 + 17 + FRAME_OVERHEAD) as u64);
+    assert_eq!(relay.stats().held_bytes, held_cost(5 + 17) as u64);
     assert_eq!(b.join(&relay, &key, r, 1), JoinStatus::Ok);
     assert_eq!(
         b.frames(),
@@ -89,8 +89,8 @@ fn forwards_holds_and_notifies() {
         send(&relay, &a, r, &[0; 500]);
     }
     let s = relay.stats();
-    assert_eq!(s.held_bytes as usize, 10_000 / cost(517) * cost(517));
-    assert_eq!(s.dropped_for(DropReason::HeldRoute), 100 - 10_000 / cost(517) as u64);
+    assert_eq!(s.held_bytes as usize, 10_000 / held_cost(517) * held_cost(517));
+    assert_eq!(s.dropped_for(DropReason::HeldRoute), 100 - 10_000 / held_cost(517) as u64);
     assert_eq!(s.forwarded, 2);
     assert_eq!(s.joins_for(JoinStatus::Ok), 2);
 }
@@ -154,9 +154,9 @@ fn a_second_valid_join_displaces_and_tells_the_first() {
 #[test]
 fn held_frames_are_capped_per_client_and_in_total_and_freed_at_expiry() {
     let relay = Relay::new(Limits {
-        held_bytes_per_route: 4 * cost(1000),
-        held_bytes_per_client: 6 * cost(1000),
-        held_bytes_total: 10 * cost(1000),
+        held_bytes_per_route: 4 * held_cost(1000),
+        held_bytes_per_client: 6 * held_cost(1000),
+        held_bytes_total: 10 * held_cost(1000),
         ..Limits::default()
     });
     let key = RouteKey::generate();
@@ -174,7 +174,7 @@ fn held_frames_are_capped_per_client_and_in_total_and_freed_at_expiry() {
     let _b1 = fill("did:ex:b", RouteId([3; 16]), 5); // 4 held, 1 over the route's bound
     let _c1 = fill("did:ex:c", RouteId([4; 16]), 3); // none held: the total is reached
     let s = relay.stats();
-    assert_eq!(s.held_bytes as usize, 10 * cost(1000));
+    assert_eq!(s.held_bytes as usize, 10 * held_cost(1000));
     assert_eq!(
         (
             s.dropped_for(DropReason::HeldRoute),
@@ -196,7 +196,7 @@ fn held_frames_are_capped_per_client_and_in_total_and_freed_at_expiry() {
     // A renewed reservation holds again.
     relay.renew(&RouteId([2; 16]), 5000);
     send(&relay, &_a2, RouteId([2; 16]), b"y");
-    assert_eq!(relay.stats().held_bytes as usize, cost(18));
+    assert_eq!(relay.stats().held_bytes as usize, held_cost(18));
 }
 
 #[test]
@@ -299,6 +299,54 @@ async fn a_reader_that_stalls_is_cut_and_its_queue_freed() {
     assert!(s.queued_bytes < 1024, "the cut connection's queue is freed: {s:?}");
     assert_eq!(s.disconnects_for(Disconnect::Stalled), 1);
     drop(b);
+}
+
+/// The stall time counts from when frames start waiting, not from the last write: a
+/// connection whose socket filled long ago, then idle, is not cut the moment new frames
+/// arrive for it, and reading them a little late is fine.
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_not_stalled_by_a_late_read() {
+    let relay = leak(Limits::default());
+    let (key, r) = (RouteKey::generate(), RouteId([10; 16]));
+    let (mut a, ta) = connect_with(relay, key.clone(), 2).await;
+    let (mut b, _tb) = connect(relay, key.clone()).await;
+    challenged_join(&mut a, &key, r, 0).await;
+    challenged_join(&mut b, &key, r, 1).await;
+    while next(&mut a).await != (Frame::Peer { route: r, up: true }) {}
+    // a's socket fills up (2 frames) and everything is quiet for a long time.
+    for i in 0..2u8 {
+        b.send(data_frame(&r, &[i])).await.unwrap();
+    }
+    tokio::time::sleep(relay.limits.stall * 3).await;
+    for i in 2..12u8 {
+        b.send(data_frame(&r, &[i])).await.unwrap();
+    }
+    tokio::time::sleep(relay.limits.stall / 2).await;
+    for i in 0..12u8 {
+        assert_eq!(next(&mut a).await, data(r, &[i]));
+    }
+    assert!(!ta.is_finished());
+    assert_eq!(relay.stats().disconnects_for(Disconnect::Stalled), 0);
+}
+
+/// Frames that arrive for a connection whose socket filled up earlier wake its pump, so the
+/// stall time runs even though the socket never becomes writable again.
+#[tokio::test(start_paused = true)]
+async fn a_reader_whose_socket_filled_earlier_is_cut_once_frames_wait() {
+    let relay = leak(Limits::default());
+    let (key, r) = (RouteKey::generate(), RouteId([11; 16]));
+    let (mut a, ta) = connect_with(relay, key.clone(), 2).await;
+    let (mut b, _tb) = connect(relay, key.clone()).await;
+    challenged_join(&mut a, &key, r, 0).await;
+    challenged_join(&mut b, &key, r, 1).await;
+    while next(&mut a).await != (Frame::Peer { route: r, up: true }) {}
+    for i in 0..2u8 {
+        b.send(data_frame(&r, &[i])).await.unwrap();
+    }
+    tokio::time::sleep(relay.limits.stall * 3).await;
+    b.send(data_frame(&r, b"waits")).await.unwrap();
+    let exit = tokio::time::timeout(relay.limits.stall * 2, ta).await.expect("cut within the stall time");
+    assert_eq!(exit.unwrap(), Exit::Disconnected(Disconnect::Stalled));
 }
 
 #[tokio::test]
