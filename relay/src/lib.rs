@@ -42,10 +42,12 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod proto;
+#[cfg(any(feature = "server", feature = "client"))]
 mod pump;
 #[cfg(feature = "server")]
 pub mod server;
 
 pub use error::{Error, Result};
 pub use proto::{Frame, JoinStatus, RouteId, MAX_FRAME};
+#[cfg(any(feature = "server", feature = "client"))]
 pub use pump::FrameSocket;

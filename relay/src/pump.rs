@@ -106,7 +106,7 @@ impl Pump {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 pub(crate) mod testing {
     //! An in-memory [`FrameSocket`] pair.
 

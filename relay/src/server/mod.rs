@@ -37,7 +37,7 @@ pub use stats::{Disconnect, DropReason, Stats};
 use crate::auth::RouteKey;
 use crate::error::Result;
 use crate::proto::{Frame, JoinStatus, RouteId, MAC_LEN, NONCE_LEN};
-use outbox::{cost, Outbox};
+use outbox::Outbox;
 use stats::Counters;
 
 /// The relay's memory bounds. The defaults are the mediator's (`[relay]` in its config).
@@ -152,7 +152,7 @@ pub struct Relay {
     tap: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
 }
 
-/// Held frames are counted in whole pages of this size (see [`hold`]).
+/// Held frames are counted in whole pages of this size (each has its own memory mapping).
 pub const HELD_PAGE: usize = 4096;
 
 /// What a held frame of `len` bytes counts against the held bounds.
