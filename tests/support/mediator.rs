@@ -82,11 +82,17 @@ pub struct Process {
 impl Process {
     /// Starts the binary on `port` with database `db`, and waits for `/health`.
     pub fn start(port: u16, db: &Path, home: &Path) -> Process {
+        Process::start_with(port, db, home, &[])
+    }
+
+    /// Like [`Process::start`], with more `mediator serve` arguments (`--config`, `--public-url`).
+    pub fn start_with(port: u16, db: &Path, home: &Path, extra: &[&str]) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_didmpc"))
             .arg("--home")
             .arg(home)
             .args(["mediator", "serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
             .arg(db)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -101,6 +107,18 @@ impl Process {
             std::thread::sleep(Duration::from_millis(50));
         }
         Process { child, url }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory (VmRSS from /proc/<pid>/status), KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
+        line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS in kB")
     }
 
     /// SIGKILL, no goodbye.
