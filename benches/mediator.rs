@@ -7,10 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use did_core::didcomm::vocab::{DeliveryRequest, LiveDeliveryChange, MessagesReceived};
+use did_core::didcomm::Message as Msg;
 use did_core::didcomm::{self, Message, PackOptions};
 use did_core::{Keystore, Resolver};
 use futures_util::{SinkExt, StreamExt};
-use gateway::link::pickup;
 use gateway::Agent;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -172,15 +173,16 @@ async fn main() {
     let mut delivered = 0usize;
     let mut other = Vec::new();
     loop {
-        let d = link.request_ws(&mut ws, pickup("delivery-request", json!({"limit": 100})), &mut other).await.unwrap();
+        let d = link
+            .request_ws(&mut ws, Msg::typed(&DeliveryRequest { limit: 100, recipient_did: None }), &mut other)
+            .await
+            .unwrap();
         if d.type_.ends_with("/status") {
             break;
         }
         let ids: Vec<String> = gateway::link::deliveries(&d).unwrap().into_iter().map(|x| x.id).collect();
         delivered += ids.len();
-        link.request_ws(&mut ws, pickup("messages-received", json!({"message_id_list": ids})), &mut other)
-            .await
-            .unwrap();
+        link.request_ws(&mut ws, Msg::typed(&MessagesReceived { message_id_list: ids }), &mut other).await.unwrap();
     }
     let deliver_secs = t.elapsed().as_secs_f64();
     assert_eq!(delivered, forwards, "every forward delivered once");
@@ -193,10 +195,8 @@ async fn main() {
     let transport = gateway::transport::Transport::new().unwrap();
     for i in 0..idle {
         let mut c = transport.connect(&ws_url).await.unwrap_or_else(|e| panic!("connection {i}: {e}"));
-        let answer = link
-            .request_ws(&mut c, pickup("live-delivery-change", json!({"live_delivery": true})), &mut other)
-            .await
-            .unwrap();
+        let answer =
+            link.request_ws(&mut c, Msg::typed(&LiveDeliveryChange { live_delivery: true }), &mut other).await.unwrap();
         assert_eq!(answer.body["live_delivery"], true);
         conns.push(c);
     }

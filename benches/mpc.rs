@@ -54,8 +54,9 @@ async fn didmpc_run(agents: &[Arc<Agent>], dir: &Path, program: &str, args: &[&s
     let mut joiners = Vec::new();
     for a in &agents[1..] {
         let (a, local, path) = (a.clone(), local.clone(), path.clone());
+        let host = agents[0].file.party.to_string();
         joiners.push(tokio::spawn(async move {
-            flow::join(a, "next", Some(&path), &local, Duration::from_secs(60), |_| {}).await.expect("join")
+            flow::join_from(a, &host, Some(&path), Duration::from_secs(60), &local).await.expect("join")
         }));
     }
     let new = NewSession {

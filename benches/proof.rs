@@ -11,8 +11,8 @@ use std::time::Duration;
 use criterion::{criterion_main, Criterion};
 use did_core::{KeyKind, Resolver, SecretKey};
 use gateway::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
-use gateway::proof::eth::{Account, LocalKey};
-use gateway::proof::{self, vc, Policy};
+use proofs::eth::{Account, LocalKey};
+use proofs::{vc, Policy, Session};
 use serde_json::Value;
 use session::handshake::{respond, Initiator, Params, NOISE_PARAMS};
 use sha2::Digest;
@@ -20,11 +20,12 @@ use sha2::Digest;
 const ALICE: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
 const HOST: &str = "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WXWSkDu8K4p";
 
-fn session_with(policy: Value, now: u64) -> Signed {
+fn session_with(policy: Value, now: u64) -> Session {
     let d = Descriptor {
         v: VERSION,
         id: "AAECAwQFBgcICQoLDA0ODw".into(),
         host: HOST.into(),
+        host_route: None,
         roster: vec![HOST.into(), ALICE.into()],
         program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
         mpyc: MpcOptions::default(),
@@ -34,7 +35,7 @@ fn session_with(policy: Value, now: u64) -> Signed {
         peer_deadline_secs: 30,
     };
     let digest = sha2::Sha256::digest(serde_json::to_vec(&d).expect("json")).into();
-    Signed { descriptor: d, jws: Value::Null, digest }
+    Signed { descriptor: d, jws: Value::Null, digest }.proof_session()
 }
 
 fn bench(c: &mut Criterion) {
@@ -43,11 +44,11 @@ fn bench(c: &mut Criterion) {
     let mut p = Policy::default();
     p.require_account(None, &Account { chain: 1, address: key.address() });
     let s = session_with(p.to_value(), now);
-    let presented = serde_json::to_value(proof::siwe_sign(&s, ALICE, &key, 1, now).expect("sign")).expect("json");
+    let presented = serde_json::to_value(proofs::siwe_sign(&s, ALICE, &key, 1, now).expect("sign")).expect("json");
     let resolver = Resolver::default();
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let admit = |s: &Signed, party: &str, p: &Value| {
-        rt.block_on(proof::admit(s, party, Some(p), &resolver, now)).expect("admitted").expect("an identity")
+    let admit = |s: &Session, party: &str, p: &Value| {
+        rt.block_on(proofs::admit(s, party, Some(p), &resolver, now)).expect("admitted").expect("an identity")
     };
     admit(&s, ALICE, &presented);
 
@@ -73,7 +74,7 @@ fn bench(c: &mut Criterion) {
     pv.trust_issuer(None, &issuer, &["EmployeeCredential".into()]);
     let sv = session_with(pv.to_value(), now);
     let vp =
-        serde_json::to_value(proof::vp_present(&sv, &holder, &[Value::String(cred)], &hkid, &hkey, now).expect("vp"))
+        serde_json::to_value(proofs::vp_present(&sv, &holder, &[Value::String(cred)], &hkid, &hkey, now).expect("vp"))
             .expect("json");
     admit(&sv, &holder, &vp);
 
@@ -95,9 +96,8 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
     g.bench_function("siwe_verify_and_policy", |bch| bch.iter(|| admit(&s, ALICE, &presented)));
     g.bench_function("vp_verify_and_policy", |bch| bch.iter(|| admit(&sv, &holder, &vp)));
-    let dbvc: Value =
-        serde_json::from_str(include_str!("../gateway/src/proof/fixtures/dbvc_employee.json")).expect("fixture");
-    let di_verify = || rt.block_on(proof::di::verify_credential(&dbvc, &resolver, now)).expect("verifies");
+    let dbvc: Value = serde_json::from_str(include_str!("../proofs/src/fixtures/dbvc_employee.json")).expect("fixture");
+    let di_verify = || rt.block_on(proofs::di::verify_credential(&dbvc, &resolver, now)).expect("verifies");
     di_verify();
     g.bench_function("data_integrity_credential_verify", |bch| bch.iter(di_verify));
     g.bench_function("noise_handshake_pair", |bch| {

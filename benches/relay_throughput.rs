@@ -67,8 +67,10 @@ async fn main() {
     let (mut mb_a, mut mb_b) = (Mailbox::start(alice.clone()), Mailbox::start(bob.clone()));
     let relay_a = RelayClient::new(gateway::transport::Transport::new().expect("transport"));
     let relay_b = RelayClient::new(gateway::transport::Transport::new().expect("transport"));
-    let spec_b = PairSpec { session_id: b"bulk".to_vec(), roster_digest: [0; 32], peer: alice.file.party.clone() };
-    let spec_a = PairSpec { session_id: b"bulk".to_vec(), roster_digest: [0; 32], peer: bob.file.party.clone() };
+    let spec_b =
+        PairSpec { session_id: b"bulk".to_vec(), roster_digest: [0; 32], peer: alice.file.party.clone(), route: None };
+    let spec_a =
+        PairSpec { session_id: b"bulk".to_vec(), roster_digest: [0; 32], peer: bob.file.party.clone(), route: None };
     let b2 = bob.clone();
     let responder = tokio::spawn(async move {
         let init = pairing::wait_init(&mut mb_b, &spec_b.peer, &spec_b.session_id, Duration::from_secs(30))

@@ -186,8 +186,9 @@ async fn run() {
         let relay_a = RelayClient::new(gateway::transport::Transport::new().expect("transport"));
         let relay_b = RelayClient::new(gateway::transport::Transport::new().expect("transport"));
         let sid = b"latency".to_vec();
-        let spec_b = PairSpec { session_id: sid.clone(), roster_digest: [0; 32], peer: alice.file.party.clone() };
-        let spec_a = PairSpec { session_id: sid, roster_digest: [0; 32], peer: bob.file.party.clone() };
+        let spec_b =
+            PairSpec { session_id: sid.clone(), roster_digest: [0; 32], peer: alice.file.party.clone(), route: None };
+        let spec_a = PairSpec { session_id: sid, roster_digest: [0; 32], peer: bob.file.party.clone(), route: None };
         let cfg = session::Config::default();
         let (b2, cfg_b) = (bob.clone(), cfg.clone());
         let responder = tokio::spawn(async move {

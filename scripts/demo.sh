@@ -3,11 +3,18 @@
 # who know only each other's DIDs. The host invites the others, they join, pairwise Noise
 # sessions come up through the mediator's relay, and a real MPyC program (secure statistics,
 # mpc/programs/secure_stats.py) runs between them; the result and timings are printed.
-# Installs what it needs: the Python venv module (Debian: python3-venv) if missing, then the
-# pinned MPyC in a cached venv (first run only). Extra arguments go to `didmpc demo`
-# (e.g. --parties 5 --rounds 2).
+# Works from any directory. Installs what it needs: the Python venv module (Debian:
+# python3-venv) if missing; the binary then makes the pinned MPyC venv in the didmpc cache
+# ($DIDMPC_CACHE_DIR, else ~/.cache/didmpc) on first use. Extra arguments go to
+# `didmpc demo` (e.g. --parties 5 --rounds 2). DIDMPC_BIN=PATH runs that binary instead of
+# building one (the test suite uses it).
 set -euo pipefail
+here="$PWD"
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh --demo
-cargo build --release --locked --quiet
-exec target/release/didmpc demo "$@"
+if [ -z "${DIDMPC_BIN:-}" ]; then
+  cargo build --release --locked --quiet
+  DIDMPC_BIN="$PWD/target/release/didmpc"
+fi
+cd "$here"  # the demo needs nothing from the source tree
+exec "$DIDMPC_BIN" demo "$@"

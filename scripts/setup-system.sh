@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Installs the system packages didmpc's demo (--demo) or test suite (--tests) needs, when
-# missing (Debian/Ubuntu via apt-get; needs root for that). Prints what it does.
+# Installs the system packages didmpc's demo (--demo), WAN lab (--lab) or test suite (--tests)
+# needs, when missing (Debian/Ubuntu via apt-get; needs root for that). Prints what it does.
 #   --demo : python3 with the venv module
-#   --tests: also nftables + iproute2 (NAT lab in network namespaces), openssl (MPyC --ssl certs)
-#            and node + npm (the Digital Bazaar VC interop oracle)
+#   --lab  : also nftables + iproute2 + ethtool (namespaces, NATs, offloads off), wireguard-go +
+#            wireguard-tools (the WireGuard baseline), a TTF font for the plot (fonts-dejavu-core)
+#   --tests: all of --lab (the emulator's accuracy test and scripts/lab.sh --quick run in CI),
+#            openssl (MPyC --ssl certs) and node + npm (the Digital Bazaar VC interop oracle)
 set -euo pipefail
 mode="${1:---tests}"
+case "$mode" in --demo|--lab|--tests) ;; *) echo "usage: $0 [--demo|--lab|--tests]" >&2; exit 2 ;; esac
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if [ "$mode" = --tests ]; then
+if [ "$mode" = --lab ] || [ "$mode" = --tests ]; then
+  export PATH="$PATH:/usr/sbin:/sbin"
   command -v nft >/dev/null || need+=(nftables)
   command -v ip >/dev/null || need+=(iproute2)
+  command -v ethtool >/dev/null || need+=(ethtool)
+  command -v sysctl >/dev/null || need+=(procps)
+  command -v chrt >/dev/null || need+=(util-linux)
+  command -v wireguard-go >/dev/null || need+=(wireguard-go)
+  command -v wg >/dev/null && command -v wg-quick >/dev/null || need+=(wireguard-tools)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+fi
+if [ "$mode" = --tests ]; then
   command -v openssl >/dev/null || need+=(openssl)
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)

@@ -11,7 +11,7 @@ cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v python3 >/dev/null || { echo "python3 is required (the interop tests run PyPI didcomm)"; exit 1; }
 
-step "system packages (nftables, iproute2, openssl, python3-venv, nodejs, npm)"
+step "system packages (nftables, iproute2, ethtool, wireguard-go/-tools, openssl, python3-venv, nodejs, npm)"
 scripts/setup-system.sh --tests
 # The NAT lab tests build network namespaces: they need root and fail loudly without it.
 [ "$(id -u)" = 0 ] || { echo "the test suite needs root (the NAT lab builds network namespaces)"; exit 1; }
@@ -31,6 +31,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked
+
+# The WAN lab's quick matrix (issue 12): every transport on emulated 20/80 ms links behind NATs,
+# each run's MPC result checked against plain TCP's. Reuses the debug binaries the tests built.
+step "WAN lab, quick matrix"
+scripts/lab.sh --quick --profile dev
 
 # The fuzz targets build with instrumentation (a long first build); run them on request.
 if [ "${DIDMPC_FUZZ:-0}" = 1 ]; then

@@ -12,6 +12,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "DIDMPC_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Let did:web resolution reach this machine or private networks: `loopback`, `1` (loopback
+    /// and private) or `0` (public addresses only, the default). A mediator takes this from its
+    /// config instead (`resolver.allow_private_addresses`).
+    #[arg(long, global = true, env = "DIDMPC_RESOLVE_PRIVATE", value_name = "0|loopback|1")]
+    pub resolve_private: Option<String>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -26,11 +32,15 @@ pub enum Command {
     /// Pack and unpack DIDComm v2 messages (JSON on stdin, JSON on stdout).
     #[command(subcommand)]
     Message(MessageCommand),
-    /// Get a mediator and a DID routed through it (creates or reuses your identity).
+    /// Route your identity through a mediator (creates a did:key identity if you have none;
+    /// your identity stays the DID you share).
     Init {
         /// The mediator: base URL (http://host:port), invitation URL, or DID.
         #[arg(long, value_name = "URL")]
         mediator: String,
+        /// The identity to route [default: your default identity].
+        #[arg(long = "as", value_name = "DID")]
+        identity: Option<String>,
     },
     /// Send a text message (Basic Message 2.0) to a DID.
     Send {
@@ -128,6 +138,9 @@ pub struct InviteArgs {
     /// Longest validity of an identity proof, in seconds.
     #[arg(long, value_name = "SECS")]
     pub proof_validity: Option<u64>,
+    /// Progress as JSON event lines on stdout (the program's output as `output` events).
+    #[arg(long)]
+    pub json: bool,
     /// Where MPyC runs.
     #[command(flatten)]
     pub local: MpcLocal,
@@ -159,6 +172,22 @@ pub struct JoinArgs {
     /// VC-JWT file issued to your DID). Repeatable.
     #[arg(long = "credential", value_name = "FILE")]
     pub credentials: Vec<PathBuf>,
+    /// Join without asking for confirmation (for scripts). Your limits below still apply.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// With `next`: take an invitation from this host DID (else only from hosts you joined
+    /// before, or ones you accept when asked on a terminal).
+    #[arg(long, value_name = "DID")]
+    pub from: Option<String>,
+    /// Refuse sessions with more parties than this.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_parties: usize,
+    /// Refuse sessions whose MPyC threshold is below this (threshold 0 means no input privacy).
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub min_threshold: u32,
+    /// Progress as JSON event lines on stdout (the program's output as `output` events).
+    #[arg(long)]
+    pub json: bool,
     /// Where MPyC runs.
     #[command(flatten)]
     pub local: MpcLocal,
@@ -227,8 +256,12 @@ pub enum DidCommand {
     },
     /// Show an identity's DID and DID document.
     Show(Select),
-    /// List stored identities.
-    List,
+    /// List stored identities (short forms; `*` marks the default).
+    List {
+        /// Print whole DIDs.
+        #[arg(long)]
+        full: bool,
+    },
     /// Resolve any DID and print its document.
     Resolve {
         /// The DID to resolve.

@@ -65,11 +65,8 @@ fn start_mediator(relay_toml: &str, public: Option<&str>) -> (Process, String) {
     let db = temp_path("mediator.db");
     let config = db.with_file_name("mediator.toml");
     std::fs::write(&config, format!("[relay]\n{relay_toml}\n")).unwrap();
-    let mut args = vec!["--config", config.to_str().unwrap()];
-    if let Some(p) = public {
-        args.extend(["--public-url", p]);
-    }
-    let m = Process::start_with(port, &db, &home("mediator-home"), &args);
+    let args = public.map(|p| vec!["--public-url", p]).unwrap_or_default();
+    let m = Process::start_with_args(port, &db, &home("mediator-home"), Some(&config), &args);
     let url = m.url.clone();
     (m, url)
 }
@@ -102,8 +99,10 @@ async fn honest_pair(url: &str) -> pairing::Paired {
     let (mut mb_a, mut mb_b) = (Mailbox::start(alice.clone()), Mailbox::start(bob.clone()));
     let relay_a = RelayClient::new(gateway::transport::Transport::new().unwrap());
     let relay_b = RelayClient::new(gateway::transport::Transport::new().unwrap());
-    let spec_b = PairSpec { session_id: b"adv".to_vec(), roster_digest: [3; 32], peer: alice.file.party.clone() };
-    let spec_a = PairSpec { session_id: b"adv".to_vec(), roster_digest: [3; 32], peer: bob.file.party.clone() };
+    let spec_b =
+        PairSpec { session_id: b"adv".to_vec(), roster_digest: [3; 32], peer: alice.file.party.clone(), route: None };
+    let spec_a =
+        PairSpec { session_id: b"adv".to_vec(), roster_digest: [3; 32], peer: bob.file.party.clone(), route: None };
     let responder = tokio::spawn(async move {
         let init = pairing::wait_init(&mut mb_b, &spec_b.peer, &spec_b.session_id, GUARD).await.unwrap();
         let p = pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg()).await.unwrap();
@@ -141,7 +140,7 @@ async fn route_ids_and_observed_joins_do_not_take_a_slot() {
     let tap = Tap::start(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
     let public = format!("http://{}", tap.addr);
     let db = temp_path("mediator.db");
-    let m = Process::start_with(port, &db, &home("mediator-home"), &["--public-url", &public]);
+    let m = Process::start_with_args(port, &db, &home("mediator-home"), None, &["--public-url", &public]);
     let direct = m.url.clone();
     // The honest parties reach the mediator (DIDComm and relay) through the tap.
     let a = honest_pair(&public).await;

@@ -11,10 +11,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use did_core::didcomm::message::now;
-use gateway::descriptor::Signed;
-use gateway::error::ProofReason;
-use gateway::proof::eth::{Account, LocalKey};
-use gateway::proof::{self, siwe, time, Policy, SIWE_STATEMENT};
+use proofs::eth::{Account, LocalKey};
+use proofs::{siwe, time, Policy, ProofReason, Session, SIWE_STATEMENT};
 use serde_json::{json, Value};
 
 const ALICE: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
@@ -30,7 +28,7 @@ fn oracle(reqs: Value) -> Vec<Value> {
     oracle::ask(&python(), "siwe", "siwe_oracle.py", reqs)
 }
 
-fn session(id: &str, proofs: Value, at: u64) -> Signed {
+fn session(id: &str, proofs: Value, at: u64) -> Session {
     oracle::session(id, HOST, &[ALICE], proofs, at)
 }
 
@@ -46,7 +44,7 @@ fn siwe_proof(message: &Value, signature: &Value) -> Value {
     json!({"kind": "siwe", "message": message, "signature": signature})
 }
 
-fn refusal(r: gateway::Result<Option<proof::Identity>>) -> ProofReason {
+fn refusal(r: proofs::Result<Option<proofs::Identity>>) -> ProofReason {
     r.expect_err("must be refused").proof_reason().expect("a proof refusal")
 }
 
@@ -57,7 +55,7 @@ fn proofs_signed_by_eth_account_and_built_by_siwe_are_verified_here() {
     let (key, address) = (keys[0]["key"].as_str().unwrap(), keys[0]["address"].as_str().unwrap());
     let stranger_key = keys[1]["key"].as_str().unwrap();
     let s = session("AAECAwQFBgcICQoLDA0ODw", policy(&[address]), t);
-    let (domain, nonce) = (proof::domain(&s).unwrap(), proof::challenge(&s));
+    let (domain, nonce) = (proofs::domain(&s).unwrap(), proofs::challenge(&s));
     let fields = |nonce: &str, iat: u64, exp: u64| {
         json!({
             "domain": domain, "uri": ALICE, "version": "1", "chain_id": 1, "nonce": nonce,
@@ -67,9 +65,9 @@ fn proofs_signed_by_eth_account_and_built_by_siwe_are_verified_here() {
     let mut minimal = fields(&nonce, t, t + 300);
     minimal.as_object_mut().unwrap().remove("statement");
     minimal["not_before"] = json!(time::format(t - 60));
-    minimal["request_id"] = json!(s.descriptor.id);
+    minimal["request_id"] = json!(s.id);
     minimal["resources"] = json!(["https://example.com/policy.json", "urn:didmpc:session"]);
-    let ours = proof::siwe_message(&s, ALICE, &Account::parse(address).unwrap(), t).unwrap().to_string();
+    let ours = proofs::siwe_message(&s, ALICE, &Account::parse(address).unwrap(), t).unwrap().to_string();
     let got = oracle(json!([
         {"op": "make", "key": key, "fields": fields(&nonce, t, t + 600)},
         {"op": "sign_text", "key": key, "text": ours},
@@ -86,7 +84,7 @@ fn proofs_signed_by_eth_account_and_built_by_siwe_are_verified_here() {
     assert_eq!(id.id, format!("did:pkh:eip155:1:{address}"));
     let text = got[0]["message"].as_str().unwrap();
     assert_eq!(siwe::parse(text).unwrap().to_string(), text, "we parse siwe's text back exactly");
-    assert_eq!(text, ours.replace(&format!("\nRequest ID: {}", s.descriptor.id), ""), "same layout as ours");
+    assert_eq!(text, ours.replace(&format!("\nRequest ID: {}", s.id), ""), "same layout as ours");
 
     // Our exact text signed by `eth-account`.
     oracle::admit(&s, ALICE, Some(&siwe_proof(&json!(ours), &got[1]["signature"])), t)
@@ -118,8 +116,8 @@ fn our_messages_pass_the_siwe_librarys_parser_and_verifier() {
     let t = now();
     let key = LocalKey::generate();
     let s = session("AAECAwQFBgcICQoLDA0ODw", policy(&[&key.address().to_string()]), t);
-    let (domain, nonce) = (proof::domain(&s).unwrap(), proof::challenge(&s));
-    let proof::Presented::Siwe { message, signature } = proof::siwe_sign(&s, ALICE, &key, 1, t).unwrap() else {
+    let (domain, nonce) = (proofs::domain(&s).unwrap(), proofs::challenge(&s));
+    let proofs::Presented::Siwe { message, signature } = proofs::siwe_sign(&s, ALICE, &key, 1, t).unwrap() else {
         unreachable!()
     };
     let got = oracle(json!([

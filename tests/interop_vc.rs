@@ -23,8 +23,7 @@ use std::sync::OnceLock;
 use did_core::didcomm::message::now;
 use did_core::method::key;
 use did_core::{KeyKind, SecretKey};
-use gateway::error::ProofReason;
-use gateway::proof::{self, vc, Kind, Policy, Presented};
+use proofs::{vc, Kind, Policy, Presented, ProofReason};
 use serde_json::{json, Value};
 
 const HOST: &str = "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WXWSkDu8K4p";
@@ -70,13 +69,13 @@ fn credential_body(issuer: &str, subject: &str, from: u64, until: u64) -> Value 
         "id": "urn:uuid:0b7e4f8e-49a3-4c38-9d39-2f8a9e7d1c55",
         "type": ["VerifiableCredential", EMPLOYEE],
         "issuer": issuer,
-        "issuanceDate": proof::time::format(from),
-        "expirationDate": proof::time::format(until),
+        "issuanceDate": proofs::time::format(from),
+        "expirationDate": proofs::time::format(until),
         "credentialSubject": {"id": subject, "employeeOf": "ACME"},
     })
 }
 
-fn reason(r: gateway::Result<Option<proof::Identity>>) -> ProofReason {
+fn reason(r: proofs::Result<Option<proofs::Identity>>) -> ProofReason {
     r.expect_err("must be refused").proof_reason().expect("a proof refusal")
 }
 
@@ -107,7 +106,7 @@ fn didkit_issued_credentials_are_admitted_or_refused_for_the_right_reason() {
     let s = oracle::session("AAECAwQFBgcICQoLDA0ODw", HOST, &[&alice.did, &bob.did], trusting(iss), t);
     let present = |creds: &[String]| {
         let creds: Vec<Value> = creds.iter().map(|c| json!(c)).collect();
-        serde_json::to_value(proof::vp_present(&s, &alice.did, &creds, &alice.kid, &alice.key, t).unwrap()).unwrap()
+        serde_json::to_value(proofs::vp_present(&s, &alice.did, &creds, &alice.kid, &alice.key, t).unwrap()).unwrap()
     };
 
     let id = oracle::admit(&s, &alice.did, Some(&present(&[jwt(0)])), t).expect("DIDKit's credential admitted");
@@ -135,9 +134,9 @@ fn didkit_presentations_over_our_challenge_are_admitted_and_others_refused() {
         "holder": hold,
         "verifiableCredential": [c],
     });
-    let ask = |sess: &gateway::descriptor::Signed| {
+    let ask = |sess: &proofs::Session| {
         json!({"op": "present", "jwk": holder["jwk"], "presentation": pres,
-               "challenge": proof::challenge(sess), "domain": proof::domain(sess).unwrap()})
+               "challenge": proofs::challenge(sess), "domain": proofs::domain(sess).unwrap()})
     };
     let got = didkit(json!([ask(&s), ask(&other)]));
     let as_proof = |i: usize| json!({"kind": "vp", "presentation": got[i]["jwt"]});
@@ -167,8 +166,8 @@ fn our_credentials_and_presentations_pass_didkits_verifier() {
     )
     .unwrap();
     let s = oracle::session("AAECAwQFBgcICQoLDA0ODw", HOST, &[&alice.did], trusting(&acme.did), t);
-    let vp = jwt_of(&proof::vp_present(&s, &alice.did, &[json!(c)], &alice.kid, &alice.key, t).unwrap());
-    let (challenge, domain) = (proof::challenge(&s), proof::domain(&s).unwrap());
+    let vp = jwt_of(&proofs::vp_present(&s, &alice.did, &[json!(c)], &alice.kid, &alice.key, t).unwrap());
+    let (challenge, domain) = (proofs::challenge(&s), proofs::domain(&s).unwrap());
     // A signature byte flipped.
     let mut tampered = c.clone().into_bytes();
     let at = tampered.len() - 5;
@@ -220,9 +219,9 @@ fn digital_bazaar(reqs: Value) -> Vec<Value> {
 }
 
 /// Alice presents `credential` (an embedded-proof object) in a session trusting `issuer`.
-fn present_object(issuer: &str, alice: &Ours, credential: &Value, t: u64) -> gateway::Result<Option<proof::Identity>> {
+fn present_object(issuer: &str, alice: &Ours, credential: &Value, t: u64) -> proofs::Result<Option<proofs::Identity>> {
     let s = oracle::session("AAECAwQFBgcICQoLDA0ODw", HOST, &[&alice.did], trusting(issuer), t);
-    let p = proof::vp_present(&s, &alice.did, std::slice::from_ref(credential), &alice.kid, &alice.key, t).unwrap();
+    let p = proofs::vp_present(&s, &alice.did, std::slice::from_ref(credential), &alice.kid, &alice.key, t).unwrap();
     oracle::admit(&s, &alice.did, Some(&serde_json::to_value(p).unwrap()), t)
 }
 
@@ -259,7 +258,7 @@ fn data_integrity_credentials_from_digital_bazaar_are_admitted_or_refused_for_th
     let (alice, bob) = (ours(), ours());
     let ask = |subject: &str| {
         json!({"op": "issue", "subject": subject, "types": [EMPLOYEE],
-               "issuanceDate": proof::time::format(t - 3600), "expirationDate": proof::time::format(t + 86_400)})
+               "issuanceDate": proofs::time::format(t - 3600), "expirationDate": proofs::time::format(t + 86_400)})
     };
     let got = digital_bazaar(json!([ask(&alice.did), ask(&bob.did)]));
     let (iss, good) = (got[0]["issuer"].as_str().unwrap(), &got[0]["credential"]);

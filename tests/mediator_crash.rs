@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::link::pickup;
+use did_core::didcomm::vocab::DeliveryRequest;
+use did_core::didcomm::Message as Msg;
 use gateway::Agent;
-use serde_json::json;
 use support::{free_port, temp_path, Process};
 
 async fn contents(agent: &Agent) -> Vec<String> {
@@ -82,7 +82,7 @@ async fn sigkill_loses_nothing_and_repeats_nothing_after_ack() {
         alice.send_text(&bob_did, &format!("unacked-{i}")).await.unwrap();
     }
     let link = bob.link();
-    let d = link.request(pickup("delivery-request", json!({"limit": 10}))).await.unwrap();
+    let d = link.request(Msg::typed(&DeliveryRequest { limit: 10, recipient_did: None })).await.unwrap();
     assert_eq!(d.attachments.as_ref().map(Vec::len), Some(5));
     m.kill9();
     let m = Process::start(port, &db, &mhome);

@@ -456,7 +456,7 @@ fn mpc_runs_across_nats() {
     let host = didmpc_bg(&lab, &ns[0], &homes[0], &dirs[0], &host_args, "host (port-restricted NAT)");
     let joiners: Vec<Background> = (1..3)
         .map(|i| {
-            let a = ["join", "next", "--wait", "120", "--python", py];
+            let a = ["join", "next", "--yes", "--from", &dids[0], "--wait", "120", "--python", py];
             didmpc_bg(&lab, &ns[i], &homes[i], &dirs[i], &a, &format!("party {i} ({:?})", lab.site(i)))
         })
         .collect();

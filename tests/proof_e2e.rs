@@ -60,13 +60,17 @@ fn a_party_with_the_wrong_account_is_refused_and_never_runs_and_the_right_one_ru
     let id = wait_for_invitation(&h1, &dir1);
 
     // Without any proof the joiner says what the session asks for and does not join.
-    let out = didmpc(&h1, &dir1).args(["join", &id, "--python"]).arg(mpyc::python()).output().unwrap();
+    let out = didmpc(&h1, &dir1)
+        .args(["join", &id, "--yes", "--min-threshold", "0", "--python"])
+        .arg(mpyc::python())
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("asks for Sign-In with Ethereum from"), "{err}");
 
     // The wrong account: refused by the host, with the reason.
     let mut c = didmpc(&h1, &dir1);
-    c.args(["join", &id, "--siwe-key"]).arg(&bad).arg("--python").arg(mpyc::python());
+    c.args(["join", &id, "--yes", "--min-threshold", "0", "--siwe-key"]).arg(&bad).arg("--python").arg(mpyc::python());
     let (ok, out, err) = Running::spawn(c, "wrong account").wait(Duration::from_secs(60));
     assert!(!ok, "a wrong account must not join:\n{out}\n{err}");
     assert!(err.contains("e.p.req.proof.wrong-account"), "the refusal says why: {err}");
@@ -76,7 +80,7 @@ fn a_party_with_the_wrong_account_is_refused_and_never_runs_and_the_right_one_ru
 
     // The right account: admitted and runs.
     let mut c = didmpc(&h1, &dir1);
-    c.args(["join", &id, "--siwe-key"]).arg(&good).arg("--python").arg(mpyc::python());
+    c.args(["join", &id, "--yes", "--min-threshold", "0", "--siwe-key"]).arg(&good).arg("--python").arg(mpyc::python());
     let (ok, out1, err1) = Running::spawn(c, "right account").wait(Duration::from_secs(180));
     assert!(ok, "the right account runs:\n{out1}\n{err1}");
     let (ok, out0, err0) = host.wait(Duration::from_secs(60));
@@ -134,7 +138,10 @@ fn a_party_with_an_untrusted_credential_is_refused_and_never_runs_and_a_trusted_
 
     // A credential from an issuer the host does not trust: refused, with the reason.
     let mut c = didmpc(&h1, &dir1);
-    c.args(["join", &id, "--credential"]).arg(&untrusted).arg("--python").arg(mpyc::python());
+    c.args(["join", &id, "--yes", "--min-threshold", "0", "--credential"])
+        .arg(&untrusted)
+        .arg("--python")
+        .arg(mpyc::python());
     let (ok, out, err) = Running::spawn(c, "untrusted issuer").wait(Duration::from_secs(90));
     assert!(!ok, "an untrusted credential must not join:\n{out}\n{err}");
     assert!(err.contains("e.p.req.proof.untrusted-issuer"), "the refusal says why: {err}");
@@ -146,7 +153,7 @@ fn a_party_with_an_untrusted_credential_is_refused_and_never_runs_and_a_trusted_
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains("verified: EmployeeCredential from"), "proof vp: {err}");
     let mut c = didmpc(&h1, &dir1);
-    c.args(["join", &id, "--python"]).arg(mpyc::python());
+    c.args(["join", &id, "--yes", "--min-threshold", "0", "--python"]).arg(mpyc::python());
     let (ok, out1, err1) = Running::spawn(c, "trusted credential").wait(Duration::from_secs(180));
     assert!(ok, "the trusted credential runs:\n{out1}\n{err1}");
     let (ok, out0, err0) = host.wait(Duration::from_secs(60));

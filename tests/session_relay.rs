@@ -50,8 +50,10 @@ async fn world(url: &str) -> World {
 async fn pair(w: &mut World, sid: &[u8]) -> (pairing::Paired, pairing::Paired) {
     let relay_a = RelayClient::new(gateway::transport::Transport::new().unwrap());
     let relay_b = RelayClient::new(gateway::transport::Transport::new().unwrap());
-    let spec_b = PairSpec { session_id: sid.to_vec(), roster_digest: [7; 32], peer: w.alice.file.party.clone() };
-    let spec_a = PairSpec { session_id: sid.to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone() };
+    let spec_b =
+        PairSpec { session_id: sid.to_vec(), roster_digest: [7; 32], peer: w.alice.file.party.clone(), route: None };
+    let spec_a =
+        PairSpec { session_id: sid.to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone(), route: None };
     let bob = w.bob.clone();
     let mut mb_b = w.mb_b.take().unwrap();
     let responder = tokio::spawn(async move {
@@ -216,7 +218,8 @@ async fn strangers_and_wrong_sessions_are_refused() {
     let mut mb_m = Mailbox::start(mallory.clone());
     let relay = RelayClient::new(gateway::transport::Transport::new().unwrap());
     // Mallory asks bob for a session bob expects with alice: bob never sees an init from alice.
-    let to_bob = PairSpec { session_id: b"s".to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone() };
+    let to_bob =
+        PairSpec { session_id: b"s".to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone(), route: None };
     let mal = tokio::spawn(async move {
         pairing::connect(&mallory, &mut mb_m, &relay, &to_bob, session_cfg(), Duration::from_secs(3)).await
     });
@@ -227,8 +230,10 @@ async fn strangers_and_wrong_sessions_are_refused() {
     // Alice asks for another session id than bob expects: bob rejects, alice is told why.
     let relay_a = RelayClient::new(gateway::transport::Transport::new().unwrap());
     let relay_b = RelayClient::new(gateway::transport::Transport::new().unwrap());
-    let spec_a = PairSpec { session_id: b"other".to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone() };
-    let spec_b = PairSpec { session_id: b"s".to_vec(), roster_digest: [7; 32], peer: w.alice.file.party.clone() };
+    let spec_a =
+        PairSpec { session_id: b"other".to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone(), route: None };
+    let spec_b =
+        PairSpec { session_id: b"s".to_vec(), roster_digest: [7; 32], peer: w.alice.file.party.clone(), route: None };
     let bob = w.bob.clone();
     let alice_did = w.alice.file.party.to_string();
     let responder = tokio::spawn(async move {

@@ -65,11 +65,17 @@ impl Did {
         DidUrl { did: self.clone(), path_query: String::new(), fragment: Some(fragment.to_owned()) }
     }
 
-    /// A short form for logs: method and the first characters of the id.
+    /// A short form for people and logs: `did:key:z6Mk…ab12` (the id's first and last four
+    /// characters); short ids, and did:web names up to 40 characters, stay whole.
     pub fn fmt_short(&self) -> String {
         let id = self.method_specific_id();
-        let cut = id.char_indices().nth(10).map(|(i, _)| i).unwrap_or(id.len());
-        format!("did:{}:{}", self.method(), &id[..cut])
+        let chars: Vec<char> = id.chars().collect();
+        if chars.len() <= 12 || (self.method() == "web" && chars.len() <= 40) {
+            return self.s.clone();
+        }
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("did:{}:{head}…{tail}", self.method())
     }
 }
 

@@ -49,5 +49,5 @@ pub use error::{Error, Result};
 pub use jwk::Jwk;
 pub use keys::{KeyKind, PublicKey, SecretKey};
 pub use keystore::Keystore;
-pub use resolver::{DidResolver, Resolver};
+pub use resolver::{DidResolver, Reach, Resolver, ResolverPolicy};
 pub use secrets::{Identity, KeyRing, SecretStore};

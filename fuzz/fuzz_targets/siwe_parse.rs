@@ -1,9 +1,9 @@
-//! `proof::siwe::parse` (EIP-4361) on arbitrary text: no panic; a parsed message prints
+//! `proofs::siwe::parse` (EIP-4361) on arbitrary text: no panic; a parsed message prints
 //! as text that parses back to the same message, and verifying it with a junk signature
 //! fails cleanly.
 #![no_main]
 
-use gateway::proof::siwe;
+use proofs::siwe;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

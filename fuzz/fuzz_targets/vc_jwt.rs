@@ -4,7 +4,7 @@
 //! gets a problem report that says why).
 #![no_main]
 
-use gateway::proof::{di, jwt, vc};
+use proofs::{di, jwt, vc};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u64 = 1_800_000_000;

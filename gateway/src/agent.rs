@@ -8,14 +8,18 @@ use did_core::didcomm::{self, ServiceTarget, UnpackMetadata, UnpackOptions};
 use did_core::didcomm::{message::Message, PackOptions};
 use did_core::{Did, DidCommEndpoint, Identity, KeyRing, Keystore, Resolver};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::link::{backoff, deliveries, pickup, Link, MediatorInfo};
+use crate::inbox::{Expected, Gated, UNPACK_AT_ONCE, UNPACK_TIMEOUT};
+use did_core::didcomm::vocab::{BasicMessage, Delivery, DeliveryRequest, LiveDeliveryChange, MessagesReceived, Status};
+
+use crate::link::{backoff, deliveries, Link, MediatorInfo};
 use crate::transport::Transport;
 
 /// Basic Message 2.0.
-pub const BASIC_MESSAGE: &str = "https://didcomm.org/basicmessage/2.0/message";
+pub const BASIC_MESSAGE: &str = <BasicMessage as did_core::didcomm::Typed>::TYPE;
 /// Name of the agent state file in the home directory.
 pub const AGENT_FILE: &str = "agent.json";
 
@@ -24,10 +28,20 @@ pub const AGENT_FILE: &str = "agent.json";
 pub struct AgentFile {
     /// The mediator.
     pub mediator: MediatorInfo,
-    /// The DID holding the mediation grant.
+    /// The DID holding the mediation grant (the identity, for agents made since identities
+    /// are kept apart from routing).
     pub client: Did,
-    /// The party's public DID (a did:peer:2 routed through the mediator).
+    /// The party's identity: the DID it chose (did:key by default; did:web, did:peer:2),
+    /// what stands on rosters, signs, and binds its Noise sessions.
     pub party: Did,
+    /// How the identity is reached: the mediator's endpoint and routing key. Peers learn
+    /// it from our authenticated messages (see `specs/identity.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<ServiceTarget>,
+    /// A did:peer:2 that publishes the route in its own document, for peers who want a
+    /// DID they can reach without any message from us first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed: Option<Did>,
 }
 
 /// An initialised party agent.
@@ -39,6 +53,7 @@ pub struct Agent {
     keys: KeyRing,
     resolver: Resolver,
     transport: Transport,
+    expected: Expected,
 }
 
 /// One message taken from the inbox.
@@ -52,64 +67,88 @@ pub struct Incoming {
 
 impl Agent {
     /// Requests mediation from the mediator named by `reference` (base URL, invitation
-    /// URL or DID), creates (or reuses) the party's identity routed through it, registers
-    /// it, and saves the state. Idempotent for the same mediator.
+    /// URL or DID) for the party's identity (`identity`, else the keystore's default, else a
+    /// new did:key), registers it and a routed did:peer:2 alias there, and saves the state.
+    /// The identity stays the keystore's default. Idempotent for the same mediator.
     pub async fn init(home: &Path, reference: &str) -> Result<Agent> {
+        Agent::init_as(home, reference, None).await
+    }
+
+    /// [`Agent::init`] for a chosen identity (a DID whose keys are in the keystore).
+    pub async fn init_as(home: &Path, reference: &str, identity: Option<&Did>) -> Result<Agent> {
         let ks = Keystore::open(home)?;
         let transport = Transport::new()?;
         let resolver = Resolver::with_http()?;
         let mediator = MediatorInfo::discover(reference, &transport, &resolver).await?;
         let previous = read_file(home).ok().filter(|f| f.mediator.did == mediator.did);
-        let client = match &previous {
-            Some(f) => ks.load(&f.client)?,
-            None => match ks.default_identity() {
-                Ok(id) => id,
-                Err(_) => {
-                    let id = Identity::generate_key();
-                    ks.save(&id)?;
-                    id
-                }
+        let party = match identity {
+            Some(did) => ks.load(did)?,
+            None => match &previous {
+                Some(f) => ks.load(&f.party)?,
+                None => match ks.default_identity() {
+                    Ok(id) => id,
+                    Err(_) => {
+                        let id = Identity::generate_key();
+                        ks.save(&id)?;
+                        ks.set_default(&id.did)?;
+                        id
+                    }
+                },
             },
         };
+        if party.did.method() == "pkh" {
+            return Err(Error::State(
+                "a did:pkh is a wallet account, not an agent identity: init with a did:key and prove the \
+                 account when you join (Sign-In with Ethereum)"
+                    .into(),
+            ));
+        }
         let mut keys = KeyRing::new();
-        keys.add_identity(&client);
+        keys.add_identity(&party);
         let link =
-            Link { mediator: &mediator, client: &client.did, keys: &keys, resolver: &resolver, transport: &transport };
+            Link { mediator: &mediator, client: &party.did, keys: &keys, resolver: &resolver, transport: &transport };
         let routing = link.mediate().await?;
-        let party = match previous.as_ref().and_then(|f| ks.load(&f.party).ok()) {
+        // The mediator's endpoint with its routing key: the one-hop Forward shape every
+        // DIDComm implementation produces.
+        let routing_did = Did::parse(&routing[0])?;
+        let rdoc = did_core::DidResolver::resolve(&resolver, &routing_did).await?;
+        let routing_key =
+            rdoc.methods(did_core::Relationship::KeyAgreement).next().map(|vm| vm.id.clone()).ok_or_else(|| {
+                Error::Protocol(format!("routing DID {} has no key-agreement key", routing_did.fmt_short()))
+            })?;
+        let uri = mediator.http.clone().or_else(|| mediator.ws.clone()).unwrap_or_default();
+        let route = ServiceTarget { uri: uri.clone(), routing_keys: vec![routing_key.clone()] };
+        let reuse = previous.as_ref().filter(|f| f.party == party.did && f.route.as_ref() == Some(&route));
+        let routed = match reuse.and_then(|f| f.routed.as_ref()).and_then(|d| ks.load(d).ok()) {
             Some(p) => p,
             None => {
-                // The mediator's endpoint with the routing DID's key as routing key: the
-                // one-hop Forward shape every DIDComm implementation produces.
-                let routing_did = Did::parse(&routing[0])?;
-                let rdoc = did_core::DidResolver::resolve(&resolver, &routing_did).await?;
-                let routing_key =
-                    rdoc.methods(did_core::Relationship::KeyAgreement).next().map(|vm| vm.id.clone()).ok_or_else(
-                        || Error::Protocol(format!("routing DID {} has no key-agreement key", routing_did.fmt_short())),
-                    )?;
-                let uri = mediator.http.clone().or_else(|| mediator.ws.clone()).unwrap_or_default();
                 let ep = DidCommEndpoint { uri, accept: vec!["didcomm/v2".into()], routing_keys: vec![routing_key] };
                 let p = Identity::generate_peer(&[ep])?;
                 ks.save(&p)?;
                 p
             }
         };
-        let results = link.update_recipients(&[party.did.as_str()], true).await?;
-        match results.first().map(|(_, r)| r.as_str()) {
-            Some("success" | "no_change") => {}
-            other => {
-                return Err(Error::Refused {
-                    who: mediator.did.fmt_short(),
-                    code: other.unwrap_or("none").into(),
-                    comment: "the mediator did not register the party DID".into(),
-                })
-            }
+        let results = link.update_recipients(&[party.did.as_str(), routed.did.as_str()], true).await?;
+        if let Some((did, r)) = results.iter().find(|(_, r)| !matches!(r.as_str(), "success" | "no_change")) {
+            return Err(Error::Refused {
+                who: mediator.did.fmt_short(),
+                code: r.clone(),
+                comment: format!("the mediator did not register {did}"),
+            });
         }
-        ks.set_default(&party.did)?;
-        let file = AgentFile { mediator, client: client.did.clone(), party: party.did.clone() };
+        if results.len() < 2 {
+            return Err(Error::Protocol("the mediator answered fewer recipient updates than asked".into()));
+        }
+        let file = AgentFile {
+            mediator,
+            client: party.did.clone(),
+            party: party.did.clone(),
+            route: Some(route),
+            routed: Some(routed.did.clone()),
+        };
         write_file(home, &file)?;
-        keys.add_identity(&party);
-        Ok(Agent { home: home.to_path_buf(), file, keys, resolver, transport })
+        keys.add_identity(&routed);
+        Ok(Agent { home: home.to_path_buf(), file, keys, resolver, transport, expected: Expected::default() })
     }
 
     /// Loads an agent set up by [`Agent::init`].
@@ -117,7 +156,7 @@ impl Agent {
         let file = read_file(home)?;
         let ks = Keystore::open(home)?;
         let mut keys = KeyRing::new();
-        for did in [&file.client, &file.party] {
+        for did in [Some(&file.client), Some(&file.party), file.routed.as_ref()].into_iter().flatten() {
             keys.add_identity(&ks.load(did)?);
         }
         Ok(Agent {
@@ -126,6 +165,7 @@ impl Agent {
             keys,
             resolver: Resolver::with_http()?,
             transport: Transport::new()?,
+            expected: Expected::default(),
         })
     }
 
@@ -150,44 +190,93 @@ impl Agent {
         &self.transport
     }
 
-    /// The resolver (tests pin documents in it).
+    /// The resolver (tests pin documents in it). Messages from the inbox are opened with
+    /// it behind the [`Expected`] gate.
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
     }
 
-    /// Sends `msg` from the party DID to `to` (authcrypt, forwarded through the
-    /// recipient's mediator); returns where it went.
-    pub async fn send(&self, mut msg: Message, to: &str) -> Result<ServiceTarget> {
+    /// Expects messages from `did`: its document may be fetched to open them (see
+    /// [`crate::inbox`]).
+    pub fn expect(&self, did: &str) {
+        self.expected.add(did);
+    }
+
+    /// Opens messages from anyone (a person reading their own inbox).
+    pub fn expect_anyone(&self) {
+        self.expected.open_all();
+    }
+
+    /// Sends `msg` from the party's identity to `to` (authcrypt, forwarded through the
+    /// recipient's mediator); returns where it went. A recipient whose DID publishes no
+    /// endpoint (did:key) is reached through our own mediator, which delivers only to
+    /// parties registered there; use [`Agent::send_via`] with a route it gave us otherwise.
+    pub async fn send(&self, msg: Message, to: &str) -> Result<ServiceTarget> {
+        self.send_via(msg, to, None).await
+    }
+
+    /// [`Agent::send`] through `via` when `to`'s DID publishes no DIDComm endpoint (a
+    /// route learned from an authenticated message of `to`).
+    pub async fn send_via(&self, mut msg: Message, to: &str, via: Option<&ServiceTarget>) -> Result<ServiceTarget> {
         let to_did = Did::parse(to)?;
+        if to_did.method() == "pkh" {
+            return Err(Error::State(format!(
+                "{} is a wallet account: it has no keys to message; it joins through the invitation link",
+                to_did.fmt_short()
+            )));
+        }
         msg.from = Some(self.file.party.to_string());
         msg.to = Some(vec![to_did.to_string()]);
-        let packed = didcomm::pack_encrypted(
-            &msg,
-            to,
-            Some(self.file.party.as_str()),
-            None,
-            &self.resolver,
-            &self.keys,
-            &PackOptions::default(),
-        )
-        .await?;
+        let own_route = via.is_none().then_some(()).and(self.file.route.clone());
+        let opts = PackOptions { via: via.cloned().or_else(|| own_route.clone()), ..PackOptions::default() };
+        let packed =
+            didcomm::pack_encrypted(&msg, to, Some(self.file.party.as_str()), None, &self.resolver, &self.keys, &opts)
+                .await?;
         let target = packed.service.ok_or_else(|| {
             Error::Protocol(format!("{} publishes no DIDComm endpoint to send to", to_did.fmt_short()))
         })?;
-        self.transport.deliver(&target.uri, &packed.message).await?;
-        Ok(target)
+        match self.transport.deliver(&target.uri, &packed.message).await {
+            Err(Error::Refused { code, .. })
+                if own_route.as_ref() == Some(&target) && code.contains("unknown-recipient") =>
+            {
+                Err(Error::Refused {
+                    who: to_did.fmt_short(),
+                    code: "unreachable".into(),
+                    comment: format!(
+                        "{} publishes no DIDComm endpoint and is not registered at your mediator: \
+                         share the invitation link with them",
+                        to_did.fmt_short()
+                    ),
+                })
+            }
+            r => r.map(|()| target),
+        }
     }
 
     /// Sends a Basic Message 2.0.
     pub async fn send_text(&self, to: &str, text: &str) -> Result<ServiceTarget> {
-        let mut msg = Message::new(BASIC_MESSAGE, json!({ "content": text }));
+        let mut msg = Message::typed(&BasicMessage { content: text.to_owned() });
         msg.extra.insert("lang".into(), "en".into());
         self.send(msg, to).await
     }
 
     async fn open(&self, d: crate::link::Delivered) -> Incoming {
-        let result = didcomm::unpack(&d.envelope, &self.resolver, &self.keys, &UnpackOptions::default()).await;
+        let gated = Gated { inner: &self.resolver, expected: &self.expected };
+        let opts = UnpackOptions::default();
+        let unpack = didcomm::unpack(&d.envelope, &gated, &self.keys, &opts);
+        let result = match tokio::time::timeout(UNPACK_TIMEOUT, unpack).await {
+            Ok(r) => r,
+            Err(_) => Err(did_core::Error::Resolution {
+                did: "(the sender)".into(),
+                reason: format!("opening the message took longer than {UNPACK_TIMEOUT:?}"),
+            }),
+        };
         Incoming { id: d.id, result }
+    }
+
+    /// Opens a batch, [`UNPACK_AT_ONCE`] at a time; results in queue order.
+    async fn open_all(&self, batch: Vec<crate::link::Delivered>) -> Vec<Incoming> {
+        futures_util::stream::iter(batch.into_iter().map(|d| self.open(d))).buffered(UNPACK_AT_ONCE).collect().await
     }
 
     /// Drains the inbox over HTTP: `handle` sees each message, which is acknowledged
@@ -199,18 +288,17 @@ impl Agent {
         let link = self.link();
         let mut n = 0;
         loop {
-            let answer = link.request(pickup("delivery-request", json!({"limit": 50}))).await?;
-            if answer.type_.ends_with("/status") {
+            let answer = link.request(Message::typed(&DeliveryRequest { limit: 50, recipient_did: None })).await?;
+            if answer.is::<Status>() {
                 return Ok(n);
             }
             let mut ids = Vec::new();
-            for d in deliveries(&answer)? {
-                let id = d.id.clone();
-                handle(self.open(d).await)?;
-                ids.push(id);
+            for inc in self.open_all(deliveries(&answer)?).await {
+                ids.push(inc.id.clone());
+                handle(inc)?;
                 n += 1;
             }
-            link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
+            link.request(Message::typed(&MessagesReceived { message_id_list: ids })).await?;
         }
     }
 
@@ -222,22 +310,22 @@ impl Agent {
         want: impl Fn(&Message) -> bool,
     ) -> Result<Vec<(Message, UnpackMetadata)>> {
         let link = self.link();
-        let answer = link.request(pickup("delivery-request", json!({ "limit": limit }))).await?;
-        if answer.type_.ends_with("/status") {
+        let ask = Message::typed(&DeliveryRequest { limit: limit.min(1000) as u32, recipient_did: None });
+        let answer = link.request(ask).await?;
+        if answer.is::<Status>() {
             return Ok(Vec::new());
         }
         let (mut taken, mut ids) = (Vec::new(), Vec::new());
-        for d in deliveries(&answer)? {
-            let id = d.id.clone();
-            if let Ok(m) = self.open(d).await.result {
+        for inc in self.open_all(deliveries(&answer)?).await {
+            if let Ok(m) = inc.result {
                 if want(&m.0) {
                     taken.push(m);
-                    ids.push(id);
+                    ids.push(inc.id);
                 }
             }
         }
         if !ids.is_empty() {
-            link.request(pickup("messages-received", json!({ "message_id_list": ids }))).await?;
+            link.request(Message::typed(&MessagesReceived { message_id_list: ids })).await?;
         }
         Ok(taken)
     }
@@ -255,14 +343,13 @@ impl Agent {
         tokio::pin!(stop);
         let mut attempt = 0u32;
         loop {
-            let session = self.follow_once(&ws_uri, &mut handle, &mut attempt);
-            tokio::select! {
-                _ = &mut stop => return Ok(()),
-                r = session => match r {
-                    Err(e @ (Error::Refused { .. } | Error::Didcomm(_) | Error::State(_))) => return Err(e),
-                    Err(e) => tracing::warn!(error = %e, "inbox connection lost; reconnecting"),
-                    Ok(()) => tracing::info!("mediator closed the connection; reconnecting"),
-                },
+            // `stop` ends the connection only between batches, so everything handed over
+            // was acknowledged too.
+            match self.follow_once(&ws_uri, &mut handle, &mut attempt, &mut stop).await {
+                Ok(true) => return Ok(()),
+                Err(e @ (Error::Refused { .. } | Error::Didcomm(_) | Error::State(_))) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "inbox connection lost; reconnecting"),
+                Ok(false) => tracing::info!("mediator closed the connection; reconnecting"),
             }
             let pause = backoff(attempt);
             attempt += 1;
@@ -273,20 +360,32 @@ impl Agent {
         }
     }
 
-    async fn follow_once<F>(&self, ws_uri: &str, handle: &mut F, attempt: &mut u32) -> Result<()>
+    /// One connection's worth of following; true when `stop` ended it.
+    async fn follow_once<F, S>(
+        &self,
+        ws_uri: &str,
+        handle: &mut F,
+        attempt: &mut u32,
+        stop: &mut std::pin::Pin<&mut S>,
+    ) -> Result<bool>
     where
         F: FnMut(Incoming) -> Result<()>,
+        S: std::future::Future<Output = ()>,
     {
         let link = self.link();
-        let mut ws = self.transport.connect(ws_uri).await?;
+        let mut ws = tokio::select! {
+            _ = stop.as_mut() => return Ok(true),
+            ws = self.transport.connect(ws_uri) => ws?,
+        };
         let mut early = Vec::new();
         let mut seen = Seen::default();
-        link.request_ws(&mut ws, pickup("live-delivery-change", json!({"live_delivery": true})), &mut early).await?;
+        link.request_ws(&mut ws, Message::typed(&LiveDeliveryChange { live_delivery: true }), &mut early).await?;
         *attempt = 0;
         // Drain what queued while we were away, then take live deliveries.
         loop {
-            let answer = link.request_ws(&mut ws, pickup("delivery-request", json!({"limit": 50})), &mut early).await?;
-            if answer.type_.ends_with("/status") {
+            let ask = Message::typed(&DeliveryRequest { limit: 50, recipient_did: None });
+            let answer = link.request_ws(&mut ws, ask, &mut early).await?;
+            if answer.is::<Status>() {
                 break;
             }
             early.push(answer);
@@ -294,9 +393,14 @@ impl Agent {
         }
         self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
         loop {
-            let Some(frame) = ws.recv_timeout(Duration::from_secs(3600)).await? else {
-                return Ok(());
+            let frame = tokio::select! {
+                _ = stop.as_mut() => {
+                    ws.close().await;
+                    return Ok(true);
+                }
+                f = ws.recv_timeout(Duration::from_secs(3600)) => f?,
             };
+            let Some(frame) = frame else { return Ok(false) };
             let (m, _) = link.open(&frame).await?;
             early.push(m);
             self.handle_batch(&link, &mut ws, &mut early, &mut seen, handle).await?;
@@ -317,21 +421,19 @@ impl Agent {
     {
         while !batch.is_empty() {
             let m = batch.remove(0);
-            if !m.type_.ends_with("/delivery") {
+            if !m.is::<Delivery>() {
                 continue;
             }
-            let mut ids = Vec::new();
-            for d in deliveries(&m)? {
-                let id = d.id.clone();
-                // A message can arrive live and in a delivery we asked for at the same
-                // time: hand it over once, acknowledge it either way.
-                if seen.insert(&id) {
-                    handle(self.open(d).await)?;
-                }
-                ids.push(id);
+            let all = deliveries(&m)?;
+            let ids: Vec<String> = all.iter().map(|d| d.id.clone()).collect();
+            // A message can arrive live and in a delivery we asked for at the same time:
+            // hand it over once, acknowledge it either way.
+            let fresh: Vec<_> = all.into_iter().filter(|d| seen.insert(&d.id)).collect();
+            for inc in self.open_all(fresh).await {
+                handle(inc)?;
             }
             if !ids.is_empty() {
-                link.request_ws(ws, pickup("messages-received", json!({ "message_id_list": ids })), batch).await?;
+                link.request_ws(ws, Message::typed(&MessagesReceived { message_id_list: ids }), batch).await?;
             }
         }
         Ok(())

@@ -19,6 +19,10 @@ pub const DESCRIPTOR_TYP: &str = "application/didmpc-session+json";
 pub const VERSION: u32 = 1;
 /// Most parties in one session.
 pub const MAX_PARTIES: usize = 64;
+/// Most program arguments.
+pub const MAX_ARGS: usize = 256;
+/// Longest program argument, bytes.
+pub const MAX_ARG_BYTES: usize = 4096;
 
 /// The program every party must run, as digests they can compare.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +48,14 @@ pub struct MpcOptions {
     pub ssl: bool,
 }
 
+impl MpcOptions {
+    /// The threshold MPyC runs with for `m` parties: the given one, else MPyC's default
+    /// `(m-1)/2`.
+    pub fn threshold_for(&self, m: usize) -> u32 {
+        self.threshold.unwrap_or((m.saturating_sub(1) / 2) as u32)
+    }
+}
+
 /// An MPC session as the host defines it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Descriptor {
@@ -53,6 +65,10 @@ pub struct Descriptor {
     pub id: String,
     /// The host's DID (also in the roster).
     pub host: String,
+    /// Where the host is reached when its DID publishes no endpoint (its mediator's
+    /// endpoint and routing key): invitees who come by the link answer there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_route: Option<did_core::didcomm::ServiceTarget>,
     /// The parties, in MPyC pid order.
     pub roster: Vec<String>,
     /// The program.
@@ -79,6 +95,19 @@ pub struct Signed {
     pub jws: Value,
     /// SHA-256 of the signed payload: the roster digest bound into every Noise handshake.
     pub digest: [u8; 32],
+}
+
+impl Signed {
+    /// What identity proofs for this session are bound to (its id, digest, join deadline
+    /// and proof policy), as the `proofs` crate takes it.
+    pub fn proof_session(&self) -> proofs::Session {
+        proofs::Session {
+            id: self.descriptor.id.clone(),
+            digest: self.digest,
+            join_deadline: self.descriptor.expires,
+            policy: self.descriptor.proofs.clone(),
+        }
+    }
 }
 
 impl Descriptor {
@@ -108,15 +137,47 @@ impl Descriptor {
         if self.expires <= now {
             return bad("expired".into());
         }
-        if self.program.sha256.len() != 64 {
+        if self.program.sha256.len() != 64 || !self.program.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return bad("program digest is not SHA-256 hex".into());
         }
-        if let Some(p) = crate::proof::Policy::from_value(&self.proofs)? {
+        if self.program.args.len() > MAX_ARGS || self.program.args.iter().any(|a| a.len() > MAX_ARG_BYTES) {
+            return bad(format!("more than {MAX_ARGS} program arguments or one longer than {MAX_ARG_BYTES} bytes"));
+        }
+        let printable = |t: &str| !t.chars().any(char::is_control);
+        if !printable(&self.program.name) || !self.program.args.iter().all(|a| printable(a)) {
+            return bad("the program name or an argument holds control characters".into());
+        }
+        if let Some(p) = proofs::Policy::from_value(&self.proofs)? {
             if let Some(d) = p.parties.keys().find(|d| !self.roster.contains(d)) {
                 return bad(format!("the proof policy names {d}, who is not in the roster"));
             }
         }
         Ok(())
+    }
+
+    /// What a joiner is shown, one line each: host, program and digest, arguments, MPyC
+    /// version, parties and threshold, then one line per pid (`you` marks `me`). DIDs in
+    /// their short form; nothing is cut from the digest or the arguments.
+    pub fn summary(&self, me: Option<usize>) -> Vec<String> {
+        let short = |d: &str| Did::parse(d).map(|d| d.fmt_short()).unwrap_or_else(|_| d.to_owned());
+        let args = if self.program.args.is_empty() { "(none)".to_owned() } else { self.program.args.join(" ") };
+        let ssl = if self.mpyc.ssl { ", --ssl" } else { "" };
+        let mut lines = vec![
+            format!("session {} from {}", self.id, short(&self.host)),
+            format!("  program:   {} (sha256 {})", self.program.name, self.program.sha256),
+            format!("  arguments: {args}"),
+            format!(
+                "  MPyC {}: {} parties, threshold {}{ssl}",
+                self.program.mpyc,
+                self.roster.len(),
+                self.mpyc.threshold_for(self.roster.len())
+            ),
+        ];
+        for (j, did) in self.roster.iter().enumerate() {
+            let you = if Some(j) == me { "  (you)" } else { "" };
+            lines.push(format!("  pid {j}: {}{you}", short(did)));
+        }
+        lines
     }
 
     /// The pid of `did`, if invited.
@@ -158,6 +219,20 @@ pub async fn verify(jws_value: &Value, resolver: &dyn DidResolver, now: u64) -> 
     sig.verify(&method.key)?;
     descriptor.check(now)?;
     Ok(Signed { descriptor, jws: jws_value.clone(), digest: Sha256::digest(&parsed.payload).into() })
+}
+
+/// The digest of the final roster: the signed descriptor's digest and, per pid, the DID
+/// each member acts as. Every pairwise Noise session binds it, so a host that tells two
+/// parties different rosters makes their handshake fail.
+pub fn final_digest(signed: &Signed, members: &[crate::wire::Member]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"didmpc final roster v1\0");
+    h.update(signed.digest);
+    for m in members {
+        h.update(m.agent.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().into()
 }
 
 /// SHA-256 (hex) of a program file.

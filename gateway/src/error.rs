@@ -60,46 +60,20 @@ pub enum Error {
     },
 }
 
-/// Why an identity proof was refused (see `specs/proofs.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProofReason {
-    /// The policy asks for a proof and none came.
-    Missing,
-    /// The proof is of a kind the policy does not accept.
-    KindNotAccepted,
-    /// The proof does not parse (not EIP-4361, bad signature encoding, ...).
-    Malformed,
-    /// The signature does not verify, or was made by another key than the message names.
-    BadSignature,
-    /// The proof verifies, but for an account the policy does not allow.
-    WrongAccount,
-    /// The proof is past its expiration time (or its validity is longer than allowed).
-    Expired,
-    /// The proof is not valid yet (`Not Before`, or issued in the future).
-    NotYetValid,
-    /// The proof was made for another session (nonce or domain of another challenge).
-    NonceReused,
-    /// The proof names another DID than the party presenting it.
-    SubjectMismatch,
-    /// The credential comes from an issuer (or has a type) the policy does not trust.
-    UntrustedIssuer,
-}
+/// Why an identity proof was refused (defined by the `proofs` crate; see `specs/proofs.md`).
+pub use proofs::ProofReason;
 
-impl ProofReason {
-    /// The stable code (`wrong-account`, `expired`, ...).
-    pub fn code(self) -> &'static str {
-        match self {
-            ProofReason::Missing => "missing",
-            ProofReason::KindNotAccepted => "kind-not-accepted",
-            ProofReason::Malformed => "malformed",
-            ProofReason::BadSignature => "bad-signature",
-            ProofReason::WrongAccount => "wrong-account",
-            ProofReason::Expired => "expired",
-            ProofReason::NotYetValid => "not-yet-valid",
-            ProofReason::NonceReused => "nonce-reused",
-            ProofReason::SubjectMismatch => "subject-mismatch",
-            ProofReason::UntrustedIssuer => "untrusted-issuer",
+/// A proofs error as the gateway's, variant for variant (its text is unchanged).
+impl From<proofs::Error> for Error {
+    fn from(e: proofs::Error) -> Error {
+        match e {
+            proofs::Error::Did(e) => Error::Didcomm(e),
+            proofs::Error::Protocol(m) => Error::Protocol(m),
+            proofs::Error::State(m) => Error::State(m),
+            proofs::Error::Io(e) => Error::Io(e),
+            proofs::Error::Proof { reason, detail } => Error::Proof { reason, detail },
+            // proofs::Error is non_exhaustive: a future variant keeps its text.
+            other => Error::State(other.to_string()),
         }
     }
 }
@@ -121,3 +95,22 @@ impl Error {
 
 /// Result alias for the gateway crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_errors_keep_their_variant_and_text() {
+        let refused = proofs::Error::proof(ProofReason::Expired, "the message expired");
+        let text = refused.to_string();
+        let e = Error::from(refused);
+        assert_eq!(e.proof_reason(), Some(ProofReason::Expired));
+        assert_eq!(e.to_string(), text);
+        let e = Error::from(proofs::Error::Protocol("the proof policy is malformed".into()));
+        assert!(matches!(&e, Error::Protocol(m) if m == "the proof policy is malformed"), "{e:?}");
+        assert_eq!(e.to_string(), proofs::Error::Protocol("the proof policy is malformed".into()).to_string());
+        let e = Error::from(proofs::Error::State("session s is no longer open".into()));
+        assert!(matches!(&e, Error::State(m) if m == "session s is no longer open"), "{e:?}");
+    }
+}

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use proofs::Presented;
+
 use crate::agent::Agent;
 use crate::descriptor::Signed;
 use crate::error::{Error, Result};
 use crate::invite::{self, Invitation, NewSession, Progress};
-use crate::join;
+use crate::join::{self, Place};
 use crate::mailbox::Mailbox;
-use crate::proof::Presented;
 use crate::relay_client::RelayClient;
 use crate::run::{self, Report, RunOptions};
 use crate::runner::{self, Sink};
@@ -32,9 +33,8 @@ pub struct Local {
 }
 
 impl Local {
-    fn options(&self, program: PathBuf, identities: Vec<Option<String>>) -> RunOptions {
+    fn options(&self, program: PathBuf) -> RunOptions {
         RunOptions {
-            identities,
             python: self.python.clone(),
             program,
             cwd: Some(self.cwd.clone()),
@@ -55,45 +55,55 @@ pub async fn host(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
-    let inv = invite::create(&agent, new, progress).await?;
+    let inv = invite::create(&agent, new).await?;
     on_invitation(&inv);
-    let identities = invite::await_joins(&agent, &mut mailbox, &inv.signed, progress).await?;
+    invite::send_invitations(&agent, &inv, progress).await;
+    let members = invite::await_joins(&agent, &mut mailbox, &inv.signed, progress).await?;
+    for m in &members {
+        agent.expect(&m.agent);
+    }
     let relay = RelayClient::new(Transport::new()?);
-    run::run(agent, &mut mailbox, &relay, &inv.signed, local.options(program.to_path_buf(), identities)).await
+    run::run(agent, &mut mailbox, &relay, &inv.signed, &members, local.options(program.to_path_buf())).await
 }
 
-/// Joins the session `reference` names (see [`join::find`]) after checking the local
-/// program (`program`, or the descriptor's file name in `local.cwd`), then runs it.
-/// Presents no identity proof (see [`join_proving`]).
-pub async fn join(
-    agent: Arc<Agent>,
-    reference: &str,
-    program: Option<&Path>,
-    local: &Local,
-    wait: Duration,
-    on_found: impl FnOnce(&Signed),
-) -> Result<Report> {
-    join_proving(agent, reference, program, local, wait, on_found, &|_| Ok(None)).await
+/// How an invitee joins.
+pub struct Joining<'a> {
+    /// Which session: an invitation URL or short link, a saved session id, or `next`.
+    pub reference: &'a str,
+    /// The program file (else the descriptor's file name in `local.cwd`).
+    pub program: Option<&'a Path>,
+    /// How long `next` waits for an invitation.
+    pub wait: Duration,
+    /// Wallet accounts (did:pkh) whose roster places we may take in this session (we can
+    /// sign for them).
+    pub wallets: &'a (dyn Fn(&Signed) -> Vec<String> + Sync),
+    /// Whether to take an invitation arriving for `next` (its host is known, or the user agreed).
+    pub accept_host: &'a (dyn Fn(&Signed) -> bool + Sync),
+    /// Shown the session before anything is checked or joined; `Err` declines (with the
+    /// reason the host is told).
+    pub confirm: &'a (dyn Fn(&Signed, &Place) -> std::result::Result<(), String> + Sync),
+    /// Makes the identity proof the session asks for (None: present none).
+    pub prove: &'a Prover<'a>,
 }
 
 /// Makes the identity proof a session asks for (None: present none).
-pub type Prover<'a> = dyn Fn(&Signed) -> Result<Option<Presented>> + Sync + 'a;
+pub type Prover<'a> = dyn Fn(&Signed, &Place) -> Result<Option<Presented>> + Sync + 'a;
 
-/// [`join`], presenting the proof `prove` makes for the session (asked only when the
-/// session's policy wants one; it runs after the program check, before joining).
-pub async fn join_proving(
-    agent: Arc<Agent>,
-    reference: &str,
-    program: Option<&Path>,
-    local: &Local,
-    wait: Duration,
-    on_found: impl FnOnce(&Signed),
-    prove: &Prover<'_>,
-) -> Result<Report> {
+/// Joins a session after the user's confirmation and the local program check (refusing
+/// before anything runs if it differs), presents the proof the policy asks for, waits for
+/// the final roster, then runs the program.
+pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
-    let signed = join::find(&agent, &mut mailbox, reference, wait).await?;
-    on_found(&signed);
-    let path = join::program_path(&signed, program, &local.cwd);
+    let signed = join::find(&agent, &mut mailbox, how.reference, how.wait, how.accept_host).await?;
+    for did in &signed.descriptor.roster {
+        agent.expect(did);
+    }
+    let place = join::place(&agent, &signed, &(how.wallets)(&signed))?;
+    if let Err(why) = (how.confirm)(&signed, &place) {
+        join::decline(&agent, &signed, &why).await;
+        return Err(Error::Refused { who: "you".into(), code: "declined".into(), comment: why });
+    }
+    let path = join::program_path(&signed, how.program, &local.cwd);
     if !path.is_file() {
         let why = format!("the program {} is not here ({} not found)", signed.descriptor.program.name, path.display());
         join::decline(&agent, &signed, &why).await;
@@ -107,21 +117,48 @@ pub async fn join_proving(
         }
     };
     join::check_program(&agent, &signed, &here).await?;
-    let proof = match crate::proof::policy_of(&signed)? {
-        Some(policy) => Some(prove(&signed)?.ok_or_else(|| {
+    let member = place.member.clone().unwrap_or_else(|| agent.file.party.to_string());
+    let policy = proofs::policy_of(&signed.proof_session())?.filter(|p| p.rule_for(&member).asks_anything());
+    let proof = match policy {
+        Some(policy) => Some((how.prove)(&signed, &place)?.ok_or_else(|| {
             Error::State(format!(
                 "session {} asks for {}; make one with `didmpc proof siwe {}` (or join with --siwe-key FILE)",
                 signed.descriptor.id,
-                policy.describe_for(agent.file.party.as_str()),
+                policy.describe_for(&member),
                 signed.descriptor.id
             ))
         })?),
         None => None,
     };
     let joined_at = std::time::Instant::now();
-    let identities = join::join_and_wait(&agent, &mut mailbox, &signed, proof.as_ref()).await?;
+    let members = join::join_and_wait(&agent, &mut mailbox, &signed, &place, proof.as_ref()).await?;
+    for m in &members {
+        agent.expect(&m.agent);
+    }
     let relay = RelayClient::new(Transport::new()?);
-    let mut report = run::run(agent, &mut mailbox, &relay, &signed, local.options(path, identities)).await?;
+    let mut report = run::run(agent, &mut mailbox, &relay, &signed, &members, local.options(path)).await?;
     report.joined_at = Some(joined_at);
     Ok(report)
+}
+
+/// Joins the next invitation from `host` without questions or proofs: for automation
+/// that started the host itself (the demo, benchmarks).
+pub async fn join_from(
+    agent: Arc<Agent>,
+    host: &str,
+    program: Option<&Path>,
+    wait: Duration,
+    local: &Local,
+) -> Result<Report> {
+    let accept_host = |s: &Signed| s.descriptor.host == host;
+    let how = Joining {
+        reference: "next",
+        program,
+        wait,
+        wallets: &|_| Vec::new(),
+        accept_host: &accept_host,
+        confirm: &|_, _| Ok(()),
+        prove: &|_, _| Ok(None),
+    };
+    join(agent, how, local).await
 }

@@ -1,20 +1,28 @@
 //! The host's side: build and sign the descriptor, reach every invitee through its
 //! mediator, publish an Out-of-Band invitation, and wait until everyone joined.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use did_core::didcomm::message::{now, Attachment};
 use did_core::didcomm::{oob, Message};
 use did_core::Did;
 use rand_core::RngCore;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::agent::Agent;
+use crate::background::Background;
+use crate::core::host::{HostCore, HostIn, HostOut};
+use crate::core::Refusal;
 use crate::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mailbox::Mailbox;
-use crate::mpc::{self, GOAL_CODE};
+use crate::wire::{
+    of_session, Decline, Invitation as InvitationBody, Join, Member, ShortLinkCreate, ShortLinkCreated, GOAL_CODE,
+};
 
 /// What the host asks for.
 #[derive(Debug, Clone)]
@@ -44,53 +52,11 @@ pub struct Invitation {
     pub short_url: Option<String>,
 }
 
-/// What happens while the host waits.
-#[derive(Debug, Clone)]
-pub enum Progress {
-    /// The invitation was handed to the invitee's mediator.
-    Reached {
-        /// Invitee.
-        did: String,
-        /// Its endpoint.
-        via: String,
-    },
-    /// The invitee's mediator could not be reached.
-    Unreachable {
-        /// Invitee.
-        did: String,
-        /// Why.
-        why: String,
-    },
-    /// An invitee joined (its proof, if the policy asks for one, verified).
-    Joined {
-        /// Invitee.
-        did: String,
-        /// Its pid.
-        pid: usize,
-        /// The identity its proof established (None: the session asks for no proof).
-        identity: Option<crate::proof::Identity>,
-    },
-    /// An invitee's join was refused because its identity proof failed; it may retry
-    /// until the session expires.
-    Refused {
-        /// Invitee.
-        did: String,
-        /// Its pid.
-        pid: usize,
-        /// The problem report code sent back.
-        code: String,
-        /// Why.
-        why: String,
-    },
-    /// Who is still missing.
-    Waiting {
-        /// Missing DIDs.
-        missing: Vec<String>,
-    },
-}
+pub use crate::core::host::Progress;
 
-/// Builds, signs and publishes the session; sends the invitation to every invitee.
-pub async fn create(host: &Agent, s: NewSession, progress: &(dyn Fn(Progress) + Sync)) -> Result<Invitation> {
+/// Builds and signs the session and makes its invitation links (then
+/// [`send_invitations`]).
+pub async fn create(host: &Agent, s: NewSession) -> Result<Invitation> {
     let mut id = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut id);
     let me = host.file.party.to_string();
@@ -101,15 +67,19 @@ pub async fn create(host: &Agent, s: NewSession, progress: &(dyn Fn(Progress) + 
         v: VERSION,
         id: did_core::jose::b64e(id),
         host: me.clone(),
+        host_route: host.file.route.clone(),
         roster,
         program: s.program,
         mpyc: s.options,
-        proofs: s.proofs,
+        proofs: with_wallet_rules(s.proofs, &s.invitees)?,
         created,
         expires: created + s.ttl.as_secs().max(1),
         peer_deadline_secs: s.peer_deadline.as_secs().max(1),
     };
     d.check(created)?;
+    for did in &d.roster {
+        host.expect(did);
+    }
     let signed = d.sign(host).await?;
     let inv = oob::invitation(
         &me,
@@ -120,24 +90,54 @@ pub async fn create(host: &Agent, s: NewSession, progress: &(dyn Fn(Progress) + 
     let base = host.file.mediator.http.clone().unwrap_or_else(|| "https://didmpc.dev/join".into());
     let url = oob::to_url(&inv, &base);
     let short_url = shorten(host, &inv, s.ttl).await;
-    for did in &s.invitees {
-        let m = mpc::message("invitation", &signed, json!({ "descriptor": signed.jws }));
-        match host.send(m, did.as_str()).await {
-            Ok(t) => progress(Progress::Reached { did: did.to_string(), via: t.uri }),
-            Err(e) => progress(Progress::Unreachable { did: did.to_string(), why: e.to_string() }),
+    Ok(Invitation { signed, url, short_url })
+}
+
+/// Sends the invitation to every invitee that can be reached (a DID with an endpoint, or
+/// one registered at our mediator), all at once; the others join by the link.
+pub async fn send_invitations(host: &Agent, inv: &Invitation, progress: &(dyn Fn(Progress) + Sync)) {
+    let d = &inv.signed.descriptor;
+    let body = InvitationBody { session: d.id.clone(), descriptor: inv.signed.jws.clone() };
+    let sends = d.roster.iter().filter(|did| **did != d.host).map(|did| {
+        let m = Message::typed(&body);
+        async move {
+            if did.starts_with("did:pkh:") {
+                let why = "a wallet account has no inbox: it joins by the link".to_owned();
+                return Progress::Unreachable { did: did.clone(), why };
+            }
+            match host.send(m, did).await {
+                Ok(t) => Progress::Reached { did: did.clone(), via: t.uri },
+                Err(e) => Progress::Unreachable { did: did.clone(), why: format!("{e} (it can join by the link)") },
+            }
+        }
+    });
+    for p in futures_util::future::join_all(sends).await {
+        progress(p);
+    }
+}
+
+/// Every did:pkh on the roster is a wallet account: its place is taken only with a Sign-In
+/// with Ethereum by that account (added to the policy unless it has a rule already).
+fn with_wallet_rules(proofs: Value, invitees: &[Did]) -> Result<Value> {
+    let wallets: Vec<&Did> = invitees.iter().filter(|d| d.method() == "pkh").collect();
+    if wallets.is_empty() {
+        return Ok(proofs);
+    }
+    let mut p = proofs::Policy::from_value(&proofs)?.unwrap_or_default();
+    for d in wallets {
+        if !p.parties.get(d.as_str()).is_some_and(|r| r.wants_account()) {
+            p.require_account(Some(d.as_str()), &proofs::eth::Account::parse(d.as_str())?);
         }
     }
-    Ok(Invitation { signed, url, short_url })
+    p.check()?;
+    Ok(p.to_value())
 }
 
 /// A `_oobid` link from our mediator (None if it declines; the long URL still works).
 async fn shorten(host: &Agent, inv: &Message, ttl: Duration) -> Option<String> {
-    let req = Message::new(
-        "https://didmpc.dev/protocols/oob-shortlink/1.0/create",
-        json!({"invitation": inv.to_value(), "ttl_secs": ttl.as_secs()}),
-    );
-    match host.link().request(req).await {
-        Ok(a) => a.body.get("url").and_then(Value::as_str).map(str::to_owned),
+    let req = Message::typed(&ShortLinkCreate { invitation: inv.to_value(), ttl_secs: ttl.as_secs() });
+    match host.link().request(req).await.and_then(|a| Ok(a.parse::<ShortLinkCreated>()?)) {
+        Ok(a) => Some(a.url),
         Err(e) => {
             tracing::info!(error = %e, "no short link from the mediator");
             None
@@ -145,93 +145,98 @@ async fn shorten(host: &Agent, inv: &Message, ttl: Duration) -> Option<String> {
     }
 }
 
-/// Waits until every invitee joined (or one declined, or `expires` passed); then sends
-/// `start` to everyone. On failure everyone who joined gets `abort`.
+/// Most proof checks run at once on the host.
+const VERIFY_AT_ONCE: usize = 4;
+
+/// Waits until every invitee joined (or one declined, or the session expired), then
+/// sends `start` with the final roster. On failure everyone gets `abort`. Refusals of
+/// strangers and failed proofs go out in the background, never delaying the session.
 pub async fn await_joins(
-    host: &Agent,
+    host: &Arc<Agent>,
     mailbox: &mut Mailbox,
     signed: &Signed,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<Vec<Option<String>>> {
+) -> Result<Vec<Member>> {
     let d = &signed.descriptor;
-    let mut identities: Vec<Option<String>> = vec![None; d.roster.len()];
-    let mut missing: BTreeSet<usize> = (0..d.roster.len()).filter(|&j| d.roster[j] != d.host).collect();
+    let own = Member { did: d.host.clone(), agent: d.host.clone(), route: host.file.route.clone(), identity: None };
+    let mut core = HostCore::new(d.clone(), own);
+    let background = Background::new(host.clone());
+    let mut checks = FuturesUnordered::new();
+    let mut queued: VecDeque<HostOut> = VecDeque::from([core.waiting()]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(d.expires.saturating_sub(now()));
-    progress(Progress::Waiting { missing: missing.iter().map(|&j| d.roster[j].clone()).collect() });
-    while !missing.is_empty() {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let got = mailbox.recv_matching(left, |(m, _)| mpc::is(m, "join", &d.id) || mpc::is(m, "decline", &d.id)).await;
-        let (m, meta) = match got {
-            Ok(x) => x,
-            Err(Error::Timeout(_)) => {
-                let names: Vec<String> = missing.iter().map(|&j| format!("pid {j} ({})", d.roster[j])).collect();
-                let why = format!("these invitees never joined: {}", names.join(", "));
-                abort(host, signed, &why).await;
-                return Err(Error::Timeout(why));
-            }
-            Err(e) => return Err(e),
-        };
-        let sender = meta.sender.unwrap_or_default();
-        let Some(pid) = d.pid_of(&sender) else {
-            tracing::warn!(from = %sender, session = %d.id, "a join from a DID not on the roster; refused");
-            let _ =
-                host.send(problem(&m, "e.p.req.not-invited", "you are not on this session's roster"), &sender).await;
-            continue;
-        };
-        if m.type_ == mpc::msg_type("decline") {
-            let reason = m.body.get("reason").and_then(Value::as_str).unwrap_or("no reason given").to_owned();
-            let why = format!("pid {pid} ({sender}) declined: {reason}");
-            abort(host, signed, &why).await;
-            return Err(Error::Refused { who: sender, code: "declined".into(), comment: reason });
-        }
-        if !missing.contains(&pid) {
-            continue;
-        }
-        let identity =
-            match Box::pin(crate::proof::admit(signed, &sender, m.body.get("proof"), host.resolver(), now())).await {
-                Ok(id) => id,
-                Err(e) => {
-                    let reason = e.proof_reason().map_or("malformed", |r| r.code());
-                    let code = format!("e.p.req.proof.{reason}");
-                    let why = e.to_string();
-                    tracing::warn!(from = %sender, session = %d.id, %why, "identity proof refused");
-                    if let Err(e) = host.send(problem(&m, &code, &why), &sender).await {
-                        tracing::warn!(to = %sender, error = %e, "could not send the refusal");
+    let id = d.id.clone();
+    loop {
+        while let Some(action) = queued.pop_front() {
+            match action {
+                HostOut::Send(s) if s.background => background.send(s),
+                HostOut::Send(s) => {
+                    if let Err(e) = host.send_via(s.msg, &s.to, s.via.as_ref()).await {
+                        tracing::warn!(to = %s.to, error = %e, "could not send");
                     }
-                    progress(Progress::Refused { did: sender.clone(), pid, code, why });
-                    continue;
                 }
-            };
-        if missing.remove(&pid) {
-            identities[pid] = identity.as_ref().map(ToString::to_string);
-            progress(Progress::Joined { did: sender.clone(), pid, identity });
-            if !missing.is_empty() {
-                progress(Progress::Waiting { missing: missing.iter().map(|&j| d.roster[j].clone()).collect() });
+                HostOut::Verify { pid, sender, join, join_id } => {
+                    let (agent, signed) = (host.clone(), signed.clone());
+                    checks.push(async move {
+                        let result = check_proof(&agent, &signed, pid, &sender, &join).await;
+                        (pid, sender, join, join_id, result)
+                    });
+                }
+                HostOut::Progress(p) => progress(p),
+                HostOut::Started(members) => return Ok(members),
+                HostOut::Failed(e) => return Err(e),
             }
         }
+        let input_outs = tokio::select! {
+            got = mailbox.recv_matching(Duration::from_secs(3600), |(m, _)| {
+                of_session::<Join>(m, &id).is_some() || of_session::<Decline>(m, &id).is_some()
+            }) => {
+                let (m, meta) = got?;
+                let sender = meta.sender.unwrap_or_default();
+                core.handle(HostIn::Message { msg: &m, sender: &sender })
+            }
+            Some((pid, sender, join, join_id, result)) = checks.next(), if checks.len() <= VERIFY_AT_ONCE => {
+                core.handle(HostIn::Verdict { pid, sender, join, join_id, result })
+            }
+            _ = tokio::time::sleep_until(deadline) => core.handle(HostIn::Tick(now().max(d.expires))),
+        };
+        queued.extend(input_outs);
     }
-    // Everyone learns which identity each party proved (null where no proof was asked).
-    for (did, r) in mpc::broadcast(host, signed, "start", json!({ "identities": identities })).await {
-        r.map_err(|e| Error::Transport { uri: did, reason: format!("cannot send start: {e}") })?;
-    }
-    Ok(identities)
 }
 
-/// Tells everyone the session is off.
-pub async fn abort(host: &Agent, signed: &Signed, reason: &str) {
-    for (did, r) in mpc::broadcast(host, signed, "abort", json!({ "reason": reason })).await {
-        if let Err(e) = r {
-            tracing::warn!(to = %did, error = %e, "could not send abort");
+/// The host's check of a join's proof (and, for a did:pkh roster place, that the wallet
+/// signed for the sender).
+async fn check_proof(
+    host: &Agent,
+    signed: &Signed,
+    pid: usize,
+    sender: &str,
+    join: &Join,
+) -> std::result::Result<Option<String>, Refusal> {
+    let member = &signed.descriptor.roster[pid];
+    let admitted = Box::pin(proofs::admit_as(
+        &signed.proof_session(),
+        member,
+        sender,
+        join.proof.as_ref(),
+        host.resolver(),
+        now(),
+    ))
+    .await;
+    let refusal = |e: proofs::Error| {
+        let reason = e.proof_reason().map_or("malformed", |r| r.code());
+        Refusal { code: format!("e.p.req.proof.{reason}"), why: e.to_string() }
+    };
+    let identity = admitted.map_err(refusal)?;
+    if member.starts_with("did:pkh:") {
+        use proofs::eth::Account;
+        let account = identity.as_ref().filter(|i| i.kind == proofs::Kind::Siwe).map(|i| Account::parse(&i.id));
+        let wanted = Account::parse(member).ok();
+        if wanted.is_none() || account.and_then(|a| a.ok()) != wanted {
+            return Err(Refusal {
+                code: "e.p.req.proof.wrong-account".into(),
+                why: format!("pid {pid} is the wallet {member}: sign in with that account"),
+            });
         }
     }
-}
-
-/// A Problem Report 2.0 answering `m`.
-pub fn problem(m: &Message, code: &str, comment: &str) -> Message {
-    let mut p = Message::new(
-        "https://didcomm.org/report-problem/2.0/problem-report",
-        json!({"code": code, "comment": comment}),
-    );
-    p.pthid = Some(m.thid.clone().unwrap_or_else(|| m.id.clone()));
-    p
+    Ok(identity.map(|i| i.to_string()))
 }

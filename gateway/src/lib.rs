@@ -7,23 +7,27 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod background;
+pub mod core;
 pub mod descriptor;
 pub mod error;
 pub mod flow;
+pub mod inbox;
 pub mod invite;
 pub mod join;
 pub mod link;
 pub mod mailbox;
 pub mod mesh;
-pub mod mpc;
 pub mod pairing;
-pub mod proof;
+pub mod peercred;
 pub mod relay_client;
 pub mod run;
 pub mod runner;
 pub mod status;
 pub mod transport;
 pub mod tunnel;
+pub mod venv;
+pub mod wire;
 
 pub use agent::{Agent, AgentFile, Incoming};
 pub use error::{Error, Result};

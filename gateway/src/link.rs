@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use did_core::didcomm::{self, oob, Message, PackOptions, UnpackMetadata, UnpackOptions};
 use did_core::{Did, DidResolver, KeyRing, Resolver};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::transport::{problem_in, Transport, WsConn};
 
-/// Coordinate Mediation 3.0.
-pub const COORD_3: &str = "https://didcomm.org/coordinate-mediation/3.0";
-/// Message Pickup 3.0.
-pub const PICKUP_3: &str = "https://didcomm.org/messagepickup/3.0";
+use did_core::didcomm::vocab::{
+    MediateDeny, MediateGrant, MediateRequest, RecipientChange, RecipientUpdate, RecipientUpdateResponse,
+};
+pub use did_core::didcomm::vocab::{COORDINATE_3 as COORD_3, PICKUP_3};
 
 /// A mediator's DID and transport endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -159,49 +159,31 @@ impl Link<'_> {
 
     /// Requests mediation; returns the routing DIDs of the grant.
     pub async fn mediate(&self) -> Result<Vec<String>> {
-        let answer = self.request(Message::new(format!("{COORD_3}/mediate-request"), json!({}))).await?;
-        match answer.type_.rsplit('/').next() {
-            Some("mediate-grant") => {
-                let r = &answer.body["routing_did"];
-                let dids: Vec<String> = match r {
-                    Value::String(s) => vec![s.clone()],
-                    Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-                    _ => vec![],
-                };
-                if dids.is_empty() {
-                    return Err(Error::Protocol("mediate-grant without routing_did".into()));
-                }
-                Ok(dids)
-            }
-            Some("mediate-deny") => Err(Error::Refused {
+        let answer = self.request(Message::typed(&MediateRequest {})).await?;
+        if answer.is::<MediateDeny>() {
+            return Err(Error::Refused {
                 who: self.mediator.did.fmt_short(),
                 code: "mediate-deny".into(),
                 comment: "the mediator's policy does not admit this DID".into(),
-            }),
-            _ => Err(Error::Protocol(format!("expected mediate-grant, got {}", answer.type_))),
+            });
         }
+        let grant = answer.parse::<MediateGrant>()?;
+        if grant.routing_did.is_empty() {
+            return Err(Error::Protocol("mediate-grant without routing_did".into()));
+        }
+        Ok(grant.routing_did)
     }
 
     /// Registers (or removes) recipient DIDs; returns each one's result.
     pub async fn update_recipients(&self, dids: &[&str], add: bool) -> Result<Vec<(String, String)>> {
         let action = if add { "add" } else { "remove" };
-        let updates: Vec<Value> = dids.iter().map(|d| json!({"recipient_did": d, "action": action})).collect();
-        let answer =
-            self.request(Message::new(format!("{COORD_3}/recipient-update"), json!({ "updates": updates }))).await?;
-        let updated = answer
-            .body
-            .get("updated")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Error::Protocol("recipient-update-response without `updated`".into()))?;
-        Ok(updated
+        let updates = dids
             .iter()
-            .map(|u| {
-                (
-                    u["recipient_did"].as_str().unwrap_or_default().to_owned(),
-                    u["result"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect())
+            .map(|d| RecipientChange { recipient_did: (*d).to_owned(), action: action.into(), result: None })
+            .collect();
+        let answer = self.request(Message::typed(&RecipientUpdate { updates })).await?;
+        let r = answer.parse::<RecipientUpdateResponse>()?;
+        Ok(r.updated.into_iter().map(|u| (u.recipient_did, u.result.unwrap_or_default())).collect())
     }
 }
 
@@ -228,11 +210,6 @@ pub fn deliveries(m: &Message) -> Result<Vec<Delivered>> {
         out.push(Delivered { id, envelope });
     }
     Ok(out)
-}
-
-/// A Pickup request message.
-pub fn pickup(name: &str, body: Value) -> Message {
-    Message::new(format!("{PICKUP_3}/{name}"), body)
 }
 
 /// Pause between reconnects, doubling up to 30 s.

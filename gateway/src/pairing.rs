@@ -9,7 +9,7 @@ use did_core::jose::{b64d, b64e};
 use did_core::{Did, DidResolver, KeyKind, Relationship};
 use rand_core::RngCore;
 use relay::auth::{RouteKey, SlotSecret};
-use serde_json::{json, Value};
+use serde_json::json;
 use session::driver::{self, Handle, Incoming};
 use session::handshake::{self, Initiator, Params};
 use session::{Config, Session};
@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::link::Link as MediatorLink;
 use crate::mailbox::Mailbox;
 use crate::relay_client::{Membership, RelayClient, RouteId, ROUTE_LEN};
+use crate::wire::{Accept, Init, Reject, RelayOffer};
 
-/// The session protocol.
-pub const SESSION_1: &str = "https://didmpc.dev/protocols/session/1.0";
+pub use crate::wire::SESSION_1;
 /// The relay reservation protocol.
 pub const RELAY_1: &str = "https://didmpc.dev/protocols/relay/1.0";
 
@@ -34,6 +34,8 @@ pub struct PairSpec {
     pub roster_digest: [u8; 32],
     /// The peer's DID.
     pub peer: Did,
+    /// The peer's route, when its DID publishes no endpoint.
+    pub route: Option<did_core::didcomm::ServiceTarget>,
 }
 
 /// A running pairwise session.
@@ -117,12 +119,13 @@ pub async fn initiate(agent: &Agent, spec: &PairSpec) -> Result<Pending> {
         remote_static: &remote,
     };
     let (init, m1) = Initiator::start(&params).map_err(|e| Error::Protocol(e.to_string()))?;
-    let msg = Message::new(
-        format!("{SESSION_1}/init"),
-        json!({"session_id": b64e(&spec.session_id), "roster_digest": b64e(spec.roster_digest), "noise": b64e(&m1)}),
-    );
+    let msg = Message::typed(&Init {
+        session_id: b64e(&spec.session_id),
+        roster_digest: b64e(spec.roster_digest),
+        noise: b64e(&m1),
+    });
     let init_id = msg.id.clone();
-    agent.send(msg, spec.peer.as_str()).await?;
+    agent.send_via(msg, spec.peer.as_str(), spec.route.as_ref()).await?;
     Ok(Pending { init, init_id, peer: spec.peer.clone() })
 }
 
@@ -130,22 +133,19 @@ impl Pending {
     /// Finishes the handshake with the peer's answer (`accept` or `reject`) and starts
     /// the session over the relay route the peer reserved.
     pub fn complete(self, answer: &Message, relay: &RelayClient, cfg: Config) -> Result<Paired> {
-        if answer.type_ != format!("{SESSION_1}/accept") {
-            let why = answer.body.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
-            return Err(Error::Refused {
-                who: self.peer.fmt_short(),
-                code: "session-reject".into(),
-                comment: why.into(),
-            });
-        }
-        let noise = field(answer, "noise")?;
+        let accept = match answer.parse::<Accept>() {
+            Ok(a) => a,
+            Err(_) => {
+                let why = answer.parse::<Reject>().map(|r| r.reason).unwrap_or_else(|_| "no reason given".into());
+                return Err(Error::Refused { who: self.peer.fmt_short(), code: "session-reject".into(), comment: why });
+            }
+        };
+        let noise = b64d(&accept.noise, "noise")?;
         let keys = self.init.finish(&noise).map_err(|e| Error::Protocol(e.to_string()))?;
-        let url =
-            answer.body["relay"]["url"].as_str().ok_or_else(|| Error::Protocol("accept without relay url".into()))?;
-        let route = route_field(&answer.body["relay"]["route"])?;
-        let secret = slot_secret_field(&answer.body["relay"]["secret"])?;
+        let route = route_field(&accept.relay.route)?;
+        let secret = slot_secret_field(&accept.relay.secret)?;
         let hash = hex(&keys.handshake_hash);
-        let link = relay.link(url, Membership { route: RouteId(route), slot: 0, secret })?;
+        let link = relay.link(&accept.relay.url, Membership { route: RouteId(route), slot: 0, secret })?;
         let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
         Ok(Paired { handle, incoming, handshake_hash: hash })
     }
@@ -163,9 +163,14 @@ pub async fn accept(
     if init.from.as_deref() != Some(spec.peer.as_str()) {
         return Err(Error::Protocol("session init is not from the expected peer".into()));
     }
-    if field(init, "session_id")? != spec.session_id || field(init, "roster_digest")? != spec.roster_digest {
-        reject(agent, init, "session id or roster does not match ours").await;
-        return Err(Error::Protocol("session init for another session or roster".into()));
+    let body = init.parse::<Init>()?;
+    if b64d(&body.session_id, "session_id")? != spec.session_id
+        || b64d(&body.roster_digest, "roster_digest")? != spec.roster_digest
+    {
+        reject(agent, init, spec.route.as_ref(), "session id or roster does not match ours").await;
+        return Err(Error::Protocol(
+            "session init for another session or roster (did the host tell us different rosters?)".into(),
+        ));
     }
     let me = agent.file.party.to_string();
     let local = own_static(agent).await?;
@@ -178,10 +183,10 @@ pub async fn accept(
         local_static: &local,
         remote_static: &remote,
     };
-    let (keys, m2) = match handshake::respond(&params, &field(init, "noise")?) {
+    let (keys, m2) = match handshake::respond(&params, &b64d(&body.noise, "noise")?) {
         Ok(x) => x,
         Err(e) => {
-            reject(agent, init, "handshake failed").await;
+            reject(agent, init, spec.route.as_ref(), "handshake failed").await;
             return Err(Error::Protocol(e.to_string()));
         }
     };
@@ -194,22 +199,20 @@ pub async fn accept(
     let plink = relay.link(&url, Membership::with_key(RouteId(route), 1, &route_key))?;
     let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink);
     // The initiator gets its own slot's secret only (inside this authcrypted message).
-    let initiator_secret = b64e(route_key.slot_secret(0).as_bytes());
-    let mut answer = Message::new(
-        format!("{SESSION_1}/accept"),
-        json!({"noise": b64e(&m2), "relay": {"url": url, "route": b64e(route), "secret": initiator_secret}}),
-    );
+    let secret = b64e(route_key.slot_secret(0).as_bytes());
+    let mut answer =
+        Message::typed(&Accept { noise: b64e(&m2), relay: RelayOffer { url, route: b64e(route), secret } });
     answer.thid = Some(init.id.clone());
-    agent.send(answer, spec.peer.as_str()).await?;
+    agent.send_via(answer, spec.peer.as_str(), spec.route.as_ref()).await?;
     Ok(Paired { handle, incoming, handshake_hash: hash })
 }
 
 /// Answers an `init` with `reject` (best effort).
-pub async fn reject(agent: &Agent, init: &Message, reason: &str) {
-    let mut m = Message::new(format!("{SESSION_1}/reject"), json!({ "reason": reason }));
+pub async fn reject(agent: &Agent, init: &Message, via: Option<&did_core::didcomm::ServiceTarget>, reason: &str) {
+    let mut m = Message::typed(&Reject { reason: reason.to_owned() });
     m.thid = Some(init.id.clone());
     if let Some(from) = &init.from {
-        let _ = agent.send(m, from).await;
+        let _ = agent.send_via(m, from, via).await;
     }
 }
 
@@ -221,22 +224,13 @@ pub async fn reserve(link: &MediatorLink<'_>, route: &[u8; ROUTE_LEN], key: &Rou
     answer.body["url"].as_str().map(str::to_owned).ok_or_else(|| Error::Protocol("reserved without url".into()))
 }
 
-fn field(m: &Message, name: &str) -> Result<Vec<u8>> {
-    let v = m
-        .body
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::Protocol(format!("session message without `{name}`")))?;
-    Ok(b64d(v, name)?)
-}
-
-fn route_field(v: &Value) -> Result<[u8; ROUTE_LEN]> {
-    let b = b64d(v.as_str().unwrap_or_default(), "route")?;
+fn route_field(v: &str) -> Result<[u8; ROUTE_LEN]> {
+    let b = b64d(v, "route")?;
     b.try_into().map_err(|_| Error::Protocol("relay route is not 16 bytes".into()))
 }
 
-fn slot_secret_field(v: &Value) -> Result<SlotSecret> {
-    let b = zeroize::Zeroizing::new(b64d(v.as_str().unwrap_or_default(), "secret")?);
+fn slot_secret_field(v: &str) -> Result<SlotSecret> {
+    let b = zeroize::Zeroizing::new(b64d(v, "secret")?);
     SlotSecret::from_slice(&b).ok_or_else(|| Error::Protocol("accept without a 32-byte relay slot secret".into()))
 }
 
@@ -244,10 +238,9 @@ fn slot_secret_field(v: &Value) -> Result<SlotSecret> {
 pub async fn wait_init(mailbox: &mut Mailbox, peer: &Did, session_id: &[u8], timeout: Duration) -> Result<Message> {
     let sid = b64e(session_id);
     let peer = peer.to_string();
-    let want = format!("{SESSION_1}/init");
     let (m, _) = mailbox
         .recv_matching(timeout, |(m, meta)| {
-            m.type_ == want && meta.sender.as_deref() == Some(peer.as_str()) && m.body["session_id"] == sid.as_str()
+            meta.sender.as_deref() == Some(peer.as_str()) && m.parse::<Init>().is_ok_and(|i| i.session_id == sid)
         })
         .await?;
     Ok(m)

@@ -2,16 +2,17 @@
 //! port map, MPyC itself, and the supervision that turns a lost peer into a clear error
 //! on every side instead of a hang.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session::driver::Handle;
-use session::CloseReason;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::agent::Agent;
+use crate::core::supervisor::{SupIn, SupOut, Supervisor};
 use crate::descriptor::Signed;
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
@@ -20,11 +21,9 @@ use crate::relay_client::RelayClient;
 use crate::runner::{Launch, Sink};
 use crate::status::{PeerStatus, Status};
 use crate::tunnel::{self, TunnelEvent, DONE_MARK};
+use crate::wire::Member;
 
-/// Session close code: the party's MPyC finished and every peer said so too.
-pub const CLOSE_DONE: u32 = 0;
-/// Session close code: the party's MPyC failed (exit status in the reason).
-pub const CLOSE_FAILED: u32 = 1;
+pub use crate::core::supervisor::{CLOSE_DONE, CLOSE_FAILED};
 
 /// How to run.
 pub struct RunOptions {
@@ -40,8 +39,6 @@ pub struct RunOptions {
     pub session: session::Config,
     /// Time allowed for all pairwise handshakes.
     pub mesh_timeout: Duration,
-    /// Per pid, the identity the host verified (account or issuer), if a proof was asked.
-    pub identities: Vec<Option<String>>,
 }
 
 /// How a run went.
@@ -65,23 +62,30 @@ pub struct Report {
     pub joined_at: Option<Instant>,
 }
 
-/// Runs the session `signed` as our pid: establishes sessions, launches MPyC, supervises.
+/// Runs the session `signed` with the final roster `members` as our pid: establishes
+/// sessions, launches MPyC, supervises.
 pub async fn run(
     agent: Arc<Agent>,
     mailbox: &mut Mailbox,
     relay: &RelayClient,
     signed: &Signed,
+    members: &[Member],
     opts: RunOptions,
 ) -> Result<Report> {
     let t0 = Instant::now();
     let d = &signed.descriptor;
-    let me = d.pid_of(agent.file.party.as_str()).ok_or_else(|| Error::State("we are not on the roster".into()))?;
+    let me_did = agent.file.party.to_string();
+    let me = members
+        .iter()
+        .position(|m| m.agent == me_did)
+        .ok_or_else(|| Error::State("we are not on the final roster".into()))?;
+    let identities: Vec<Option<String>> = members.iter().map(|m| m.identity.clone()).collect();
     let mut cfg = opts.session.clone();
     cfg.peer_deadline = Duration::from_secs(d.peer_deadline_secs.max(1));
     let status = Status::new(&agent.home, d, me);
-    status.set_identity(opts.identities.get(me).cloned().flatten());
+    status.set_identity(identities[me].clone());
     status.set_state("connecting");
-    let peers = mesh::establish(&agent, mailbox, relay, signed, cfg, opts.mesh_timeout).await?;
+    let peers = mesh::establish(&agent, mailbox, relay, signed, members, cfg, opts.mesh_timeout).await?;
     let mesh_time = t0.elapsed();
     let handles: Vec<Option<Handle>> = peers.iter().map(|p| p.as_ref().map(|p| p.handle.clone())).collect();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
@@ -100,78 +104,93 @@ pub async fn run(
             });
         }
     }
-    let status_task = status.spawn_writer(peer_rows(d, &handles, &opts.identities));
+    let roster: Vec<String> = members.iter().map(|m| m.did.clone()).collect();
+    let status_task = status.spawn_writer(peer_rows(&roster, &handles, &identities));
     let launch = Launch {
         python: opts.python.clone(),
         program: opts.program.clone(),
         args: d.program.args.clone(),
         options: d.mpyc.clone(),
+        parties: d.roster.len(),
         cwd: opts.cwd.clone(),
     };
     let to_launch = t0.elapsed();
     let launched_at = Instant::now();
     let mut running = launch.spawn(&ports, opts.sink.clone())?;
     status.set_state("running");
-    let mut done = vec![false; d.roster.len()];
-    done[me] = true;
-    let outcome: Result<()> = loop {
-        tokio::select! {
-            st = running.child.wait() => {
-                let st = st?;
-                break if st.success() {
-                    Ok(())
-                } else {
-                    Err(Error::Mpc(format!("MPyC (pid {me}) exited with {st}")))
-                };
-            }
-            Some((j, why)) = close_rx.recv() => {
-                match why {
-                    CloseReason::Peer(CLOSE_DONE, _) => done[j] = true,
-                    why => {
-                        let _ = running.child.kill().await;
-                        break Err(Error::PeerLost { pid: j, did: d.roster[j].clone(), why: why.to_string() });
+    let grace_period = Duration::from_secs(d.peer_deadline_secs.max(1));
+    let mut sup = Supervisor::new(me, roster.clone());
+    let (mut exited, mut exited_at) = (false, None);
+    let mut grace: Option<tokio::time::Instant> = None;
+    let mut flushing: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = None;
+    let mut queued = VecDeque::new();
+    let outcome = loop {
+        let mut finished = None;
+        while let Some(action) = queued.pop_front() {
+            match action {
+                SupOut::Kill => {
+                    let _ = running.child.kill().await;
+                }
+                SupOut::SendDone => {
+                    // Tell every peer we are done; closing is safe once each says the same.
+                    for h in handles.iter().flatten() {
+                        if let Ok(mut s) = h.open().await {
+                            let _ = s.write_all(&DONE_MARK).await;
+                            let _ = s.shutdown().await;
+                        }
+                    }
+                    grace = Some(tokio::time::Instant::now() + grace_period);
+                }
+                SupOut::Flush => {
+                    let all: Vec<Handle> = handles.iter().flatten().cloned().collect();
+                    flushing = Some(Box::pin(async move {
+                        futures_util::future::join_all(all.iter().map(Handle::flushed)).await;
+                    }));
+                    grace.get_or_insert_with(|| tokio::time::Instant::now() + grace_period);
+                }
+                SupOut::CloseAll(code, reason) => {
+                    for h in handles.iter().flatten() {
+                        h.close(code, &reason);
                     }
                 }
+                SupOut::State(st) => status.set_state(&st),
+                SupOut::Finish(r) => finished = Some(r),
             }
+        }
+        if let Some(r) = finished {
+            break r;
+        }
+        let input = tokio::select! {
+            st = running.child.wait(), if !exited => {
+                exited = true;
+                exited_at = Some(Instant::now());
+                SupIn::Exited(match st {
+                    Ok(st) if st.success() => None,
+                    Ok(st) => Some(st.to_string()),
+                    Err(e) => Some(e.to_string()),
+                })
+            }
+            Some((j, why)) = close_rx.recv() => SupIn::Closed(j, why),
             Some(ev) = ev_rx.recv() => match ev {
-                TunnelEvent::Refused { pid, why } => tracing::warn!(pid, "tunnel refused a stream: {why}"),
-                TunnelEvent::Done { pid } => done[pid] = true,
+                TunnelEvent::Done { pid } => SupIn::PeerDone(pid),
+                TunnelEvent::Refused { pid, why } => {
+                    tracing::warn!(pid, "tunnel refused a stream: {why}");
+                    continue;
+                }
             },
-        }
+            () = async { if let Some(f) = flushing.as_mut() { f.await } }, if flushing.is_some() => {
+                flushing = None;
+                SupIn::Flushed
+            }
+            () = async { if let Some(g) = grace { tokio::time::sleep_until(g).await } }, if grace.is_some() => {
+                grace = None;
+                SupIn::GraceOver
+            }
+        };
+        queued.extend(sup.handle(input));
     };
-    let exited_at = Instant::now();
+    let exited_at = exited_at.unwrap_or_else(Instant::now);
     running.drain().await;
-    match &outcome {
-        Ok(()) => {
-            // Tell every peer we are done, then wait (bounded) until each says the same:
-            // only then is closing safe for both sides.
-            for h in handles.iter().flatten() {
-                if let Ok(mut s) = h.open().await {
-                    let _ = s.write_all(&DONE_MARK).await;
-                    let _ = s.shutdown().await;
-                }
-            }
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(d.peer_deadline_secs.max(1));
-            while done.iter().any(|x| !x) {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    Some((j, _)) = close_rx.recv() => done[j] = true,
-                    Some(ev) = ev_rx.recv() => if let TunnelEvent::Done { pid } = ev { done[pid] = true },
-                }
-            }
-            flush(&handles, deadline).await;
-            for h in handles.iter().flatten() {
-                h.close(CLOSE_DONE, "done");
-            }
-            status.set_state("finished");
-        }
-        Err(e) => {
-            for h in handles.iter().flatten() {
-                h.close(CLOSE_FAILED, &format!("pid {me} failed: {e}"));
-            }
-            status.set_state(&format!("failed: {e}"));
-        }
-    }
     // Let the close records leave (through the relay links) before the process may exit:
     // a peer that gets our reason fails with it at once instead of waiting out its deadline.
     for h in handles.iter().flatten() {
@@ -179,7 +198,7 @@ pub async fn run(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     status_task.abort();
-    status.write_now(&peer_rows(d, &handles, &opts.identities)());
+    status.write_now(&peer_rows(&roster, &handles, &identities)());
     outcome.map(|()| Report {
         pid: me,
         mesh: mesh_time,
@@ -192,26 +211,12 @@ pub async fn run(
     })
 }
 
-/// Waits until every session has nothing unacknowledged or unsent (bounded by `deadline`).
-async fn flush(handles: &[Option<Handle>], deadline: tokio::time::Instant) {
-    while tokio::time::Instant::now() < deadline {
-        let busy = handles.iter().flatten().any(|h| {
-            let s = h.stats();
-            s.unacked_bytes > 0 || s.queued > 0
-        });
-        if !busy {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn peer_rows(
-    d: &crate::descriptor::Descriptor,
+    roster: &[String],
     handles: &[Option<Handle>],
     identities: &[Option<String>],
 ) -> impl Fn() -> Vec<PeerStatus> {
-    let roster = d.roster.clone();
+    let roster = roster.to_vec();
     let handles = handles.to_vec();
     let identities = identities.to_vec();
     move || {

@@ -109,8 +109,11 @@ impl Status {
 
     /// Sets the state and writes the file.
     pub fn set_state(&self, state: &str) {
-        let peers = self.lock().peers.clone();
-        self.lock().state = state.to_owned();
+        let peers = {
+            let mut f = self.lock();
+            f.state = state.to_owned();
+            f.peers.clone()
+        };
         self.write_now(&peers);
     }
 
@@ -118,18 +121,20 @@ impl Status {
         self.file.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the file with these peer rows (atomically; errors are logged, not fatal).
+    /// Writes the file with these peer rows, atomically: a temporary file of this writer,
+    /// renamed over the old one, all under the status lock so two writers (the periodic one
+    /// and a state change) never share a temporary file. Errors are logged, not fatal.
     pub fn write_now(&self, peers: &[PeerStatus]) {
-        let text = {
-            let mut f = self.lock();
-            f.peers = peers.to_vec();
-            f.updated = did_core::didcomm::message::now();
-            serde_json::to_string_pretty(&*f).unwrap_or_default()
-        };
-        let tmp = self.path.with_extension("json.tmp");
+        let mut f = self.lock();
+        f.peers = peers.to_vec();
+        f.updated = did_core::didcomm::message::now();
+        let text = serde_json::to_string_pretty(&*f).unwrap_or_default();
+        let tmp = self.path.with_extension(format!("json.{}.tmp", std::process::id()));
         if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path)) {
             tracing::warn!(error = %e, "cannot write {}", self.path.display());
+            let _ = std::fs::remove_file(&tmp);
         }
+        drop(f);
     }
 
     /// Rewrites the file every second with fresh rows until aborted.

@@ -112,10 +112,18 @@ async fn dial_out(
     events: mpsc::UnboundedSender<TunnelEvent>,
 ) {
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, from) = tokio::select! {
             r = l.accept() => match r { Ok(x) => x, Err(_) => continue },
             _ = handle.closed() => return,
         };
+        // Only this user's processes (the local MPyC) may speak as us to peer j.
+        let mine = tcp.local_addr().map(|own| crate::peercred::is_own_user(from, own)).unwrap_or(false);
+        if !mine {
+            tracing::warn!(pid = j, %from, "refused a local connection from another user");
+            let _ = events
+                .send(TunnelEvent::Refused { pid: j, why: format!("local connection from {from}: another user") });
+            continue;
+        }
         let _ = first_dial.set(Instant::now());
         let _ = tcp.set_nodelay(true);
         match handle.open_io(tcp).await {
@@ -196,6 +204,16 @@ async fn dial_in(
         handle.reset(stream.id(), RESET_NO_LOCAL);
         return Err(format!("the local MPyC did not listen on 127.0.0.1:{own} within 30 s"));
     };
+    // Hand the peer's stream (PRSS keys among it) only to a listener of our own user: not to
+    // someone who squatted MPyC's port.
+    let ours = match (tcp.local_addr(), tcp.peer_addr()) {
+        (Ok(me), Ok(them)) => crate::peercred::is_own_user(them, me),
+        _ => false,
+    };
+    if !ours {
+        handle.reset(stream.id(), RESET_NO_LOCAL);
+        return Err(format!("127.0.0.1:{own} is held by another user, not by our MPyC"));
+    }
     let _ = tcp.set_nodelay(true);
     tcp.write_all(&pid).await.map_err(|e| format!("local MPyC: {e}"))?;
     let id = stream.id();

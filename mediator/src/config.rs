@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use crate::resolution::{ResolverConfig, WebSenders};
 
 /// Environment variable naming the configuration file.
 pub const ENV_CONFIG: &str = "DIDMPC_MEDIATOR_CONFIG";
@@ -27,6 +28,8 @@ pub struct Config {
     pub limits: Limits,
     /// The session relay's memory bounds.
     pub relay: RelayConfig,
+    /// did:web resolution: what it may reach, and for whom it is done.
+    pub resolver: ResolverConfig,
 }
 
 /// `[server]`
@@ -43,6 +46,8 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Longest TLS handshake, seconds (default 10); the connection holds its slot meanwhile.
+    pub tls_handshake_timeout_secs: u64,
     /// Seconds to wait for connections to finish on shutdown (default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -54,6 +59,7 @@ impl Default for ServerConfig {
             public_urls: vec![],
             tls_cert: None,
             tls_key: None,
+            tls_handshake_timeout_secs: 10,
             shutdown_grace_secs: 10,
         }
     }
@@ -132,6 +138,11 @@ pub enum Admission {
 }
 
 /// `[limits]`
+///
+/// Quotas protect the service from its clients and the clients from strangers: anyone who
+/// knows a party's DID can send it forwards, so what one sender (source address) can queue for
+/// one recipient is bounded well below the recipient's own limits. Every refusal is answered
+/// with a problem report naming the limit, and counted at `/metrics` by reason.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -141,9 +152,19 @@ pub struct Limits {
     pub max_queue_messages: u64,
     /// Most queued bytes per recipient DID (default 64 MiB).
     pub max_queue_bytes: u64,
-    /// Most simultaneous connections in total (default 20,000).
+    /// Most queued bytes per client, summed over all its recipient DIDs (default 128 MiB).
+    pub max_client_queue_bytes: u64,
+    /// Most queued bytes in the whole store (default 4 GiB).
+    pub max_total_queue_bytes: u64,
+    /// Most messages one source (an IPv4 address or an IPv6 /64) may have queued for one
+    /// recipient DID (default 1,000, a tenth of `max_queue_messages`).
+    pub max_queue_messages_per_source: u64,
+    /// Most bytes one source may have queued for one recipient DID (default 16 MiB, a quarter of
+    /// `max_queue_bytes`).
+    pub max_queue_bytes_per_source: u64,
+    /// Most simultaneous connections in total, TLS handshakes included (default 20,000).
     pub max_connections: usize,
-    /// Most simultaneous connections from one IP address (default 256).
+    /// Most simultaneous connections from one IP address, TLS handshakes included (default 256).
     pub max_connections_per_ip: usize,
     /// Sustained requests (HTTP requests and WebSocket messages) per second per IP (default 2,000).
     pub requests_per_second_per_ip: u32,
@@ -153,10 +174,21 @@ pub struct Limits {
     pub default_message_ttl_secs: u64,
     /// Most messages in one pickup delivery (default 100).
     pub max_delivery_batch: usize,
-    /// Most recipient DIDs one client may register (default 1,000).
+    /// A mediation grant unused for this long expires, seconds (default 30 days; 0: never).
+    /// Any authenticated message from the client is a use. An expired grant is removed with
+    /// its recipient DIDs and their queued messages; the client must request mediation again.
+    pub grant_ttl_secs: u64,
+    /// Most recipient DIDs one client may register (default 100).
     pub max_recipients_per_client: u64,
+    /// Most unexpired OOB short links one client may hold (default 100).
+    pub max_links_per_client: u64,
     /// Most relay routes one client may reserve (default 256).
     pub max_routes_per_client: u64,
+    /// Bytes the mediator may hold in memory at once for request bodies, WebSocket messages
+    /// being handled, pickup deliveries being built and sent, and live deliveries waiting for
+    /// a slow WebSocket (default 512 MiB). Over it, requests get 503 `e.p.me.res.memory` and
+    /// live pushes wait for pickup.
+    pub memory_budget_bytes: usize,
 }
 
 impl Default for Limits {
@@ -165,14 +197,36 @@ impl Default for Limits {
             max_message_bytes: 1024 * 1024,
             max_queue_messages: 10_000,
             max_queue_bytes: 64 * 1024 * 1024,
+            max_client_queue_bytes: 128 * 1024 * 1024,
+            max_total_queue_bytes: 4 * 1024 * 1024 * 1024,
+            max_queue_messages_per_source: 1_000,
+            max_queue_bytes_per_source: 16 * 1024 * 1024,
             max_connections: 20_000,
             max_connections_per_ip: 256,
             requests_per_second_per_ip: 2_000,
             request_burst_per_ip: 4_000,
             default_message_ttl_secs: 7 * 24 * 3600,
             max_delivery_batch: 100,
-            max_recipients_per_client: 1_000,
+            grant_ttl_secs: 30 * 24 * 3600,
+            max_recipients_per_client: 100,
+            max_links_per_client: 100,
             max_routes_per_client: 256,
+            memory_budget_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The queue limits the store enforces on each forward.
+    pub fn queue_limits(&self) -> crate::store::QueueLimits {
+        crate::store::QueueLimits {
+            max_messages: self.max_queue_messages,
+            max_bytes: self.max_queue_bytes,
+            max_client_bytes: self.max_client_queue_bytes,
+            max_total_bytes: self.max_total_queue_bytes,
+            max_source_messages: self.max_queue_messages_per_source,
+            max_source_bytes: self.max_queue_bytes_per_source,
+            grant_ttl: self.grant_ttl_secs,
         }
     }
 }
@@ -294,8 +348,27 @@ impl Config {
             || l.max_delivery_batch == 0
             || l.max_connections == 0
             || l.max_connections_per_ip == 0
+            || l.max_queue_messages_per_source == 0
+            || l.max_queue_bytes_per_source < l.max_message_bytes as u64
         {
             return Err(Error::Config("limits are too small to serve anyone".into()));
+        }
+        if l.memory_budget_bytes < 2 * l.max_message_bytes {
+            return Err(Error::Config(
+                "limits.memory_budget_bytes must hold at least two messages of max_message_bytes".into(),
+            ));
+        }
+        for did in &self.resolver.web_allow {
+            match did_core::Did::parse(did) {
+                Ok(d) if d.method() == "web" => {}
+                _ => return Err(Error::Config(format!("resolver.web_allow: {did:?} is not a did:web DID"))),
+            }
+        }
+        if self.server.tls_handshake_timeout_secs == 0 {
+            return Err(Error::Config("server.tls_handshake_timeout_secs must be positive".into()));
+        }
+        if self.resolver.timeout_ms == 0 {
+            return Err(Error::Config("resolver.timeout_ms must be positive".into()));
         }
         if self.store.batch == 0 {
             return Err(Error::Config("store.batch must be at least 1".into()));
@@ -334,6 +407,19 @@ mod tests {
             (r.queue_bytes_per_conn, r.queue_bytes_total, r.stall_secs, r.max_refused_joins, r.sweep_secs),
             (rd.queue_bytes_per_conn, rd.queue_bytes_total, rd.stall_secs, rd.max_refused_joins, rd.sweep_secs)
         );
+        let (a, b) = (&dev.limits, &d.limits);
+        assert_eq!(
+            (a.grant_ttl_secs, a.max_recipients_per_client, a.max_client_queue_bytes, a.max_total_queue_bytes),
+            (b.grant_ttl_secs, b.max_recipients_per_client, b.max_client_queue_bytes, b.max_total_queue_bytes)
+        );
+        assert_eq!(
+            (a.max_queue_messages_per_source, a.max_queue_bytes_per_source, a.max_links_per_client),
+            (b.max_queue_messages_per_source, b.max_queue_bytes_per_source, b.max_links_per_client)
+        );
+        assert_eq!(a.memory_budget_bytes, b.memory_budget_bytes);
+        assert_eq!(dev.resolver.policy(), d.resolver.policy());
+        assert_eq!(dev.resolver.web_senders, d.resolver.web_senders);
+        assert_eq!(d.resolver.policy().reach, did_core::Reach::PublicOnly);
     }
 
     #[test]
@@ -346,6 +432,11 @@ mod tests {
         assert!(Config::from_toml("[relay]\nheld_bytes_per_route = 1000").is_err());
         assert!(Config::from_toml("[relay]\nstall_secs = 0").is_err());
         assert!(Config::from_toml("[limits]\nrelay_held_bytes = 1048576").is_err(), "moved to [relay]");
+        assert!(Config::from_toml("[resolver]\nweb_allow = [\"did:key:z6Mk\"]").is_err());
+        assert!(Config::from_toml("[resolver]\nweb_senders = \"some\"").is_err());
+        assert!(Config::from_toml("[limits]\nmemory_budget_bytes = 1024").is_err());
+        let c = Config::from_toml("[resolver]\nallow_private_addresses = true\nweb_senders = \"any\"").unwrap();
+        assert_eq!(c.resolver.policy().reach, did_core::Reach::Private);
         assert!(Config::from_toml("").is_ok());
     }
 }

@@ -22,6 +22,8 @@ pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod protocols;
+pub mod quota;
+pub mod resolution;
 pub mod router;
 pub mod server;
 pub mod state;

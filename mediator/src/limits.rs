@@ -1,4 +1,4 @@
-//! Connection counting and per-IP request rate limiting.
+//! Connection counting (TLS handshakes included) and per-IP request rate limiting.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::Limits;
+use crate::quota::{Refusal, Refusals};
 
-/// Counts open connections, in total and per IP.
+/// Counts open connections, in total and per IP, from TCP accept (before any TLS handshake)
+/// until the connection is dropped.
 #[derive(Default)]
 pub struct ConnTracker {
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    refused: Arc<Refusals>,
 }
 
 /// Held while a connection is open; releases its slot on drop.
@@ -35,14 +38,21 @@ impl Drop for ConnGuard {
 }
 
 impl ConnTracker {
-    /// Takes a slot for `ip`, or says which limit is hit.
+    /// A tracker that counts its refusals in `refused`.
+    pub fn with_refusals(refused: Arc<Refusals>) -> ConnTracker {
+        ConnTracker { refused, ..ConnTracker::default() }
+    }
+
+    /// Takes a slot for `ip`, or says which limit is hit (and counts the refusal).
     pub fn try_open(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Result<ConnGuard, &'static str> {
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         if self.total.load(Ordering::Relaxed) >= limits.max_connections {
+            self.refused.inc(Refusal::Connections);
             return Err("the mediator is at its connection limit");
         }
         let n = map.entry(ip).or_default();
         if *n >= limits.max_connections_per_ip {
+            self.refused.inc(Refusal::ConnectionsPerIp);
             return Err("too many connections from your address");
         }
         *n += 1;
@@ -110,6 +120,7 @@ mod tests {
         assert!(t.try_open(b, &limits).is_err(), "total limit");
         drop(g1);
         assert!(t.try_open(a, &limits).is_ok());
+        assert_eq!((t.refused.get(Refusal::ConnectionsPerIp), t.refused.get(Refusal::Connections)), (1, 1));
     }
 
     #[test]

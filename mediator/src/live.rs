@@ -6,8 +6,17 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-/// A frame queued for a WebSocket connection.
-pub type Outbound = mpsc::Sender<String>;
+/// A frame queued for a WebSocket connection, with the memory it holds until written.
+#[derive(Debug)]
+pub struct OutFrame {
+    /// The DIDComm message.
+    pub text: String,
+    /// Its share of the memory budget, given back when the frame is dropped.
+    pub held: Option<crate::quota::Reservation>,
+}
+
+/// Sender for frames to a WebSocket connection.
+pub type Outbound = mpsc::Sender<OutFrame>;
 
 /// Registry of live connections per client DID.
 #[derive(Default)]

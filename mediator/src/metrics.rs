@@ -31,6 +31,8 @@ pub struct Metrics {
     pub ws_open: AtomicI64,
     /// Messages expired and purged.
     pub expired: AtomicU64,
+    /// Refusals by reason (shared with the connection tracker).
+    pub refused: std::sync::Arc<crate::quota::Refusals>,
 }
 
 impl Metrics {
@@ -63,6 +65,7 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP didmpc_mediator_ws_connections Open WebSocket connections\n# TYPE didmpc_mediator_ws_connections gauge");
         let _ = writeln!(out, "didmpc_mediator_ws_connections {}", self.ws_open.load(Relaxed));
+        self.refused.render(&mut out);
         out
     }
 }

@@ -58,7 +58,7 @@ pub async fn serve(
 ) -> Result<()> {
     let cfg = mediator.config().clone();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let conns = Arc::new(ConnTracker::default());
+    let conns = Arc::new(ConnTracker::with_refusals(mediator.metrics.refused.clone()));
     let app = Arc::new(App {
         mediator: mediator.clone(),
         rate: RateLimiter::new(cfg.limits.requests_per_second_per_ip, cfg.limits.request_burst_per_ip),
@@ -83,7 +83,8 @@ pub async fn serve(
     let result = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key)?;
-            let l = Limited::new(tls::TlsListener::new(listener, acceptor)?, conns, cfg.limits.clone());
+            let handshake = Duration::from_secs(cfg.server.tls_handshake_timeout_secs);
+            let l = tls::TlsListener::new(listener, acceptor, conns, cfg.limits.clone(), handshake)?;
             tokio::select! {
                 r = axum::serve(l, svc).with_graceful_shutdown(signal) => r,
                 _ = deadline => Ok(()),
@@ -103,17 +104,28 @@ pub async fn serve(
     result.map_err(Into::into)
 }
 
+/// Every minute: deletes expired messages, links and routes, and grants unused past their TTL
+/// (each also expires when its client or a forward for it next shows up).
 async fn purge_loop(m: Arc<Mediator>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match m.store().purge_expired(did_core::didcomm::message::now()).await {
+        let now = did_core::didcomm::message::now();
+        match m.store().purge_expired(now).await {
             Ok(0) => {}
             Ok(n) => {
                 m.metrics.expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(expired = n, "purged expired messages");
             }
             Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+        match m.store().expire_grants(now, m.config().limits.grant_ttl_secs).await {
+            Ok(0) => {}
+            Ok(n) => {
+                m.metrics.refused.add(crate::quota::Refusal::GrantExpired, n);
+                tracing::info!(grants = n, "expired unused mediation grants");
+            }
+            Err(e) => tracing::warn!(error = %e, "grant expiry failed"),
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Mediator {
     pub(crate) routing_did: Did,
     /// The session relay.
     pub(crate) relay: relay::server::Relay,
+    /// Bytes of buffers held in memory (`limits.memory_budget_bytes`).
+    pub(crate) memory: Arc<crate::quota::MemoryBudget>,
 }
 
 impl Mediator {
@@ -82,9 +84,10 @@ impl Mediator {
         let routing_did = did_core::method::key::did_for(&x.public_key());
         keys.insert(format!("{routing_did}#{}", x.public_key().to_multibase()), x);
         own_dids.push(routing_did.to_string());
-        let resolver = Resolver::with_http()?;
+        let resolver = Resolver::with_http_policy(config.resolver.policy())?;
         resolver.insert(doc.clone());
         tracing::info!(did = %identity.did, "mediator identity");
+        let memory = crate::quota::MemoryBudget::new(config.limits.memory_budget_bytes);
         Ok(Arc::new(Mediator {
             config,
             identity,
@@ -98,6 +101,7 @@ impl Mediator {
             own_dids,
             routing_did,
             relay: relay::server::Relay::new(relay_limits),
+            memory,
         }))
     }
 
@@ -135,6 +139,11 @@ impl Mediator {
     /// The resolver the mediator uses (tests pin documents in it).
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
+    }
+
+    /// The memory budget and what is held against it.
+    pub fn memory(&self) -> &Arc<crate::quota::MemoryBudget> {
+        &self.memory
     }
 
     /// The configuration in force.

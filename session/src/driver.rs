@@ -118,6 +118,7 @@ pub struct Handle {
     cmd: mpsc::UnboundedSender<Command>,
     closed: watch::Receiver<Option<CloseReason>>,
     stats: watch::Receiver<Stats>,
+    flushed: watch::Receiver<bool>,
 }
 
 impl Handle {
@@ -175,6 +176,22 @@ impl Handle {
         self.closed.borrow().clone()
     }
 
+    /// Waits until everything written so far was sent and acknowledged by the peer (or the
+    /// session ended).
+    pub async fn flushed(&self) {
+        let mut rx = self.flushed.clone();
+        let mut closed = self.closed.clone();
+        loop {
+            if *rx.borrow_and_update() || closed.borrow_and_update().is_some() {
+                return;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                r = closed.changed() => if r.is_err() { return },
+            }
+        }
+    }
+
     /// The latest counters.
     pub fn stats(&self) -> Stats {
         self.stats.borrow().clone()
@@ -219,6 +236,7 @@ pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
     let (accept_tx, accept_rx) = mpsc::unbounded_channel();
     let (closed_tx, closed_rx) = watch::channel(None);
     let (stats_tx, stats_rx) = watch::channel(Stats::default());
+    let (flushed_tx, flushed_rx) = watch::channel(true);
     let driver = Driver {
         session,
         out: PollSender::new(link.tx),
@@ -228,13 +246,14 @@ pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
         accept_tx,
         closed_tx,
         stats_tx,
+        flushed_tx,
         pipes: HashMap::new(),
         pending: None,
         timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
         scratch: vec![0u8; 16 * 1024],
     };
     tokio::spawn(driver);
-    (Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx }, Incoming { rx: accept_rx })
+    (Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx, flushed: flushed_rx }, Incoming { rx: accept_rx })
 }
 
 struct Driver {
@@ -246,6 +265,7 @@ struct Driver {
     accept_tx: mpsc::UnboundedSender<SessionStream>,
     closed_tx: watch::Sender<Option<CloseReason>>,
     stats_tx: watch::Sender<Stats>,
+    flushed_tx: watch::Sender<bool>,
     pipes: HashMap<u32, Pipe>,
     pending: Option<Bytes>,
     timer: Pin<Box<tokio::time::Sleep>>,
@@ -532,10 +552,13 @@ impl Future for Driver {
         }
         // Nobody waits for new counters (they are read on demand): update them quietly.
         let stats = this.session.snapshot();
+        let flushed = stats.unacked_bytes == 0 && stats.queued == 0;
         this.stats_tx.send_if_modified(|s| {
             *s = stats;
             false
         });
+        // Waiters on `flushed` are woken only when it changes.
+        this.flushed_tx.send_if_modified(|f| std::mem::replace(f, flushed) != flushed);
         if this.session.closed().is_some() && this.pending.is_none() {
             if this.closed_tx.borrow().is_none() {
                 let _ = this.closed_tx.send(this.session.closed().cloned());

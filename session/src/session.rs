@@ -39,7 +39,8 @@ pub struct Config {
     pub rto_min: Duration,
     /// Largest retransmission timeout (after backoff).
     pub rto_max: Duration,
-    /// Send a keepalive after this much silence.
+    /// Send a keepalive after this much silence (at most a third of `peer_deadline` is
+    /// used, so an idle but healthy peer is never declared lost).
     pub keepalive: Duration,
     /// Declare the peer lost after hearing nothing for this long.
     pub peer_deadline: Duration,
@@ -163,7 +164,8 @@ pub struct Session {
 
 impl Session {
     /// A session over keys from a completed handshake.
-    pub fn new(keys: Keys, cfg: Config, now: Instant) -> Session {
+    pub fn new(keys: Keys, mut cfg: Config, now: Instant) -> Session {
+        cfg.keepalive = cfg.keepalive.min(cfg.peer_deadline / 3).max(Duration::from_millis(10));
         let rto = cfg.rto_initial;
         Session {
             role: keys.role,

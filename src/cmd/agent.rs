@@ -9,12 +9,17 @@ use serde_json::json;
 
 use crate::home;
 
-pub(super) async fn init(home_flag: Option<&Path>, mediator: &str) -> Result<()> {
+pub(super) async fn init(home_flag: Option<&Path>, mediator: &str, identity: Option<&str>) -> Result<()> {
     let home = home::dir(home_flag)?;
-    let agent = Agent::init(&home, mediator).await.with_context(|| format!("setting up mediation with {mediator}"))?;
-    eprintln!("mediator:  {}", agent.file.mediator.did.fmt_short());
-    eprintln!("mediation: granted to {}", agent.file.client);
-    eprintln!("your DID (share it with others):");
+    let identity = identity.map(did_core::Did::parse).transpose().context("--as must be a DID")?;
+    let agent = Agent::init_as(&home, mediator, identity.as_ref())
+        .await
+        .with_context(|| format!("setting up mediation with {mediator}"))?;
+    eprintln!("mediator: {}", agent.file.mediator.did.fmt_short());
+    if let Some(routed) = &agent.file.routed {
+        eprintln!("routed alias (a DID that carries the route, for peers you never messaged): {routed}");
+    }
+    eprintln!("your identity (share it; invitations reach you through this mediator):");
     println!("{}", agent.file.party);
     Ok(())
 }
@@ -28,6 +33,9 @@ pub(super) async fn send(home_flag: Option<&Path>, to: &str, text: &str) -> Resu
 
 pub(super) async fn inbox(home_flag: Option<&Path>, follow: bool, as_json: bool) -> Result<()> {
     let agent = Agent::load(&home::dir(home_flag)?)?;
+    // A person reading their own messages: senders' documents may be fetched (with the
+    // resolver's own limits: no private addresses, no redirects, short timeouts).
+    agent.expect_anyone();
     let print = move |inc: Incoming| -> gateway::Result<()> {
         let line = render(&inc, as_json);
         let mut out = std::io::stdout().lock();

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use did_core::didcomm::message::now;
 use did_core::{Did, Relationship};
-use gateway::proof::{jwt, vc};
+use proofs::{jwt, vc};
 use serde_json::{json, Map, Value};
 
 use super::{did, print_json, read_stdin, resolver};
@@ -20,7 +20,7 @@ pub(super) async fn run(home_flag: Option<&Path>, c: CredentialCommand) -> Resul
         CredentialCommand::Verify { file } => {
             let c = match read_credential(&file)? {
                 Value::String(jwt) => vc::verify_credential(&jwt, &resolver()?, now()).await?,
-                obj => gateway::proof::di::verify_credential(&obj, &resolver()?, now()).await?,
+                obj => proofs::di::verify_credential(&obj, &resolver()?, now()).await?,
             };
             print_json(&json!({
                 "issuer": c.issuer,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use gateway::descriptor::MpcOptions;
 use gateway::flow::{self, Local};
 use gateway::invite::NewSession;
@@ -16,27 +16,13 @@ use serde_json::Value;
 use crate::cli::DemoArgs;
 
 const PROGRAM: &str = include_str!("../../mpc/programs/secure_stats.py");
-const SETUP_VENV: &str = include_str!("../../mpc/setup-venv.sh");
-const REQUIREMENTS: &str = include_str!("../../mpc/requirements-mpyc.txt");
 
-/// Creates (or reuses) the cached venv with the pinned MPyC; returns its python.
-pub(crate) fn mpyc_venv(work: &Path) -> Result<PathBuf> {
-    let dir = work.join("venv-setup");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("setup-venv.sh"), SETUP_VENV)?;
-    std::fs::write(dir.join("requirements-mpyc.txt"), REQUIREMENTS)?;
-    eprintln!("preparing the Python venv with MPyC (first use downloads it from PyPI) …");
-    let out = std::process::Command::new("bash")
-        .arg(dir.join("setup-venv.sh"))
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running bash (needed to set up the MPyC venv)")?;
-    if !out.status.success() {
-        bail!("could not set up the MPyC venv (see above); or pass --python PATH to a Python with mpyc installed");
-    }
-    let py = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_owned();
-    anyhow::ensure!(!py.is_empty(), "the venv setup printed no interpreter path");
-    Ok(PathBuf::from(py))
+/// The pinned MPyC venv in the didmpc cache (created on first use, from Rust).
+pub(crate) fn mpyc_venv() -> Result<PathBuf> {
+    let cache = gateway::venv::cache_dir()?;
+    gateway::venv::PinnedVenv::mpyc()
+        .ensure(&cache, &|line| eprintln!("{line}"))
+        .context("setting up MPyC (or pass --python PATH to a Python with mpyc installed)")
 }
 
 pub(super) async fn run(a: DemoArgs) -> Result<()> {
@@ -52,7 +38,7 @@ pub(super) async fn run(a: DemoArgs) -> Result<()> {
 async fn demo(a: &DemoArgs, work: &Path, t0: Instant) -> Result<()> {
     let python = match &a.python {
         Some(p) => p.clone(),
-        None => mpyc_venv(work)?,
+        None => mpyc_venv()?,
     };
     let program = work.join("secure_stats.py");
     std::fs::write(&program, PROGRAM)?;
@@ -100,8 +86,9 @@ async fn demo(a: &DemoArgs, work: &Path, t0: Instant) -> Result<()> {
     let mut joiners = Vec::new();
     for (i, agent) in agents.iter().enumerate().skip(1) {
         let (agent, local, program) = (agent.clone(), local(i), program.clone());
+        let host = agents[0].file.party.to_string();
         joiners.push(tokio::spawn(async move {
-            flow::join(agent, "next", Some(&program), &local, Duration::from_secs(60), |_| {}).await
+            flow::join_from(agent, &host, Some(&program), Duration::from_secs(60), &local).await
         }));
     }
     let new = NewSession {

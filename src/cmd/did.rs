@@ -28,11 +28,12 @@ pub(super) async fn run(home: Option<&Path>, cmd: DidCommand) -> Result<()> {
             let doc = document_of(&id).await?;
             print_json(&json!({"did": id.did, "document": doc.to_value()}))?;
         }
-        DidCommand::List => {
+        DidCommand::List { full } => {
             let default = ks.default_identity().ok().map(|i| i.did);
             for id in ks.list()? {
                 let mark = if Some(&id.did) == default.as_ref() { "* " } else { "  " };
-                println!("{mark}{}", id.did);
+                let shown = if full { id.did.to_string() } else { id.did.fmt_short() };
+                println!("{mark}{shown}");
             }
         }
         DidCommand::Resolve { did } => {

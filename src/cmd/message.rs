@@ -38,7 +38,7 @@ pub(super) async fn run(home: Option<&Path>, cmd: MessageCommand) -> Result<()> 
                 println!("{jws}");
                 return Ok(());
             }
-            let opts = PackOptions { protect_sender, forward, anon_enc: enc(anon_enc), forward_expires_time: None };
+            let opts = PackOptions { protect_sender, forward, anon_enc: enc(anon_enc), ..PackOptions::default() };
             let sign_by = if sign { sender.as_deref() } else { None };
             let packed = didcomm::pack_encrypted(&msg, &to, from.as_deref(), sign_by, &resolver, &ids, &opts).await?;
             if let Some(svc) = &packed.service {

@@ -7,7 +7,9 @@ mod did;
 mod mediator;
 mod message;
 mod mpc;
+mod output;
 mod proof;
+mod status;
 
 use std::io::Read;
 
@@ -17,18 +19,22 @@ use crate::cli::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(v) = &cli.resolve_private {
+        let reach = did_core::Reach::parse(v).context("--resolve-private")?;
+        did_core::ResolverPolicy::set_process_default(Some(did_core::ResolverPolicy::with_reach(reach)));
+    }
     let home = cli.home.as_deref();
     match cli.command {
         Command::Did(c) => did::run(home, c).await,
         Command::Message(c) => message::run(home, c).await,
         Command::Mediator(c) => mediator::run(home, c).await,
-        Command::Init { mediator } => agent::init(home, &mediator).await,
+        Command::Init { mediator, identity } => agent::init(home, &mediator, identity.as_deref()).await,
         Command::Send { to, text } => agent::send(home, &to, &text).await,
         Command::Inbox { follow, json } => agent::inbox(home, follow, json).await,
         Command::Invite(a) => mpc::invite(home, a).await,
         Command::Join(a) => mpc::join(home, a).await,
         Command::Sessions => mpc::sessions(home).await,
-        Command::Status { json } => mpc::status(home, json),
+        Command::Status { json } => status::status(home, json),
         Command::Proof(c) => proof::run(home, c).await,
         Command::Credential(c) => credential::run(home, c).await,
         Command::Demo(a) => demo::run(a).await,

@@ -1,52 +1,71 @@
-//! `didmpc invite`, `join`, `sessions`, `status`: MPC sessions between DIDs.
+//! `didmpc invite`, `join`, `sessions`: MPC sessions between DIDs.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use did_core::Did;
-use gateway::descriptor::{Descriptor, MpcOptions, Signed};
-use gateway::flow::{self, Local};
-use gateway::invite::{Invitation, NewSession, Progress};
-use gateway::proof::eth::LocalKey;
-use gateway::proof::{Policy, Presented};
-use gateway::run::Report;
-use gateway::{join, mpc, runner, status, Agent};
+use gateway::descriptor::{MpcOptions, Signed};
+use gateway::flow::{self, Joining, Local};
+use gateway::invite::NewSession;
+use gateway::join::Place;
+use gateway::{join, runner, Agent};
+use proofs::eth::LocalKey;
+use proofs::{Policy, Presented};
 use serde_json::Value;
 
+use super::output::{short, Out};
 use crate::cli::{InviteArgs, JoinArgs, MpcLocal};
 use crate::home;
 
-fn local(l: &MpcLocal) -> Result<Local> {
+/// Hosts this party has joined sessions of (one DID per line in the home).
+const KNOWN_HOSTS: &str = "known-hosts";
+
+fn local(l: &MpcLocal, out: &Out) -> Result<Local> {
     Ok(Local {
-        python: runner::find_python(l.python.as_deref())?,
+        python: runner::find_python(l.python.as_deref(), &|line| eprintln!("{line}"))?,
         cwd: std::env::current_dir()?,
-        sink: Arc::new(|line: &str| println!("{line}")),
+        sink: out.sink(),
         session: session::Config::default(),
         mesh_timeout: Duration::from_secs(l.handshake_timeout),
     })
 }
 
 pub(super) async fn invite(home_flag: Option<&Path>, a: InviteArgs) -> Result<()> {
+    let out = Out::new(a.json);
+    let r = invite_inner(home_flag, a, &out).await;
+    if let Err(e) = &r {
+        out.failed(e);
+    }
+    r
+}
+
+async fn invite_inner(home_flag: Option<&Path>, a: InviteArgs, out: &Out) -> Result<()> {
     let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
     let mut invitees = Vec::new();
     for d in &a.dids {
         invitees.push(Did::parse(d).with_context(|| format!("{d} is not a DID"))?);
     }
-    let local = local(&a.local)?;
+    let local = local(&a.local, out)?;
     anyhow::ensure!(a.program.is_file(), "the program {} does not exist", a.program.display());
+    let m = invitees.len() + 1;
+    let options = MpcOptions { threshold: a.threshold, ssl: a.ssl };
+    if options.threshold_for(m) == 0 {
+        eprintln!("warning: threshold 0 gives no input privacy; invitees refuse it unless they pass --min-threshold 0");
+    }
     let program = runner::describe(&a.program, &a.args, &local.python).await?;
     let new = NewSession {
         invitees,
         program,
-        options: MpcOptions { threshold: a.threshold, ssl: a.ssl },
+        options,
         ttl: Duration::from_secs(a.join_timeout),
         peer_deadline: Duration::from_secs(a.peer_deadline),
         proofs: policy(&a)?,
     };
-    let report = flow::host(agent, new, &a.program, &local, print_invitation, &print_progress).await?;
-    print_report(&report);
+    let report = flow::host(agent, new, &a.program, &local, |inv| out.invitation(inv), &|p| out.progress(&p)).await?;
+    out.report(&report);
     Ok(())
 }
 
@@ -82,57 +101,83 @@ fn policy(a: &InviteArgs) -> Result<Value> {
     Ok(p.to_value())
 }
 
-fn print_invitation(inv: &Invitation) {
-    let d = &inv.signed.descriptor;
-    eprintln!("session {} · {} · {} parties", d.id, d.program.name, d.roster.len());
-    let link = inv.short_url.as_deref().unwrap_or(&inv.url);
-    match qrcode::QrCode::new(link.as_bytes()) {
-        Ok(code) => eprintln!("{}", code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build()),
-        Err(_) => eprintln!("(the invitation is too long for a QR code; share the URL)"),
-    }
-    eprintln!("invitation (share it, or invitees run `didmpc join next`):");
-    println!("{link}");
+fn known_hosts(home: &Path) -> Vec<String> {
+    std::fs::read_to_string(home.join(KNOWN_HOSTS))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
-fn print_progress(p: Progress) {
-    match p {
-        Progress::Reached { did, via } => eprintln!("  reached  {} (via {via})", short(&did)),
-        Progress::Unreachable { did, why } => eprintln!("  UNREACHABLE {}: {why}", short(&did)),
-        Progress::Joined { did, pid, identity: None } => eprintln!("  joined   {} as pid {pid}", short(&did)),
-        Progress::Joined { did, pid, identity: Some(id) } => {
-            eprintln!("  joined   {} as pid {pid}, verified {id}", short(&did))
-        }
-        Progress::Refused { did, pid, code, why } => {
-            eprintln!("  REFUSED  {} (pid {pid}) {code}: {why}", short(&did))
-        }
-        Progress::Waiting { missing } => {
-            let names: Vec<String> = missing.iter().map(|d| short(d)).collect();
-            eprintln!("  waiting for {}: {}", names.len(), names.join(", "));
-        }
+fn remember_host(home: &Path, host: &str) {
+    if known_hosts(home).iter().any(|h| h == host) {
+        return;
+    }
+    let r = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join(KNOWN_HOSTS))
+        .and_then(|mut f| writeln!(f, "{host}"));
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cannot record the host as known");
     }
 }
 
-fn short(did: &str) -> String {
-    Did::parse(did).map(|d| d.fmt_short()).unwrap_or_else(|_| did.to_owned())
+/// Asks a yes/no question on the terminal (false when there is none).
+fn ask(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-fn describe(d: &Descriptor) {
-    eprintln!("session {} from {}", d.id, short(&d.host));
-    eprintln!(
-        "  program: {} (sha256 {}…) args {:?}, MPyC {}",
-        d.program.name,
-        &d.program.sha256[..12],
-        d.program.args,
-        d.program.mpyc
-    );
-    for (pid, did) in d.roster.iter().enumerate() {
-        eprintln!("  pid {pid}: {}", short(did));
+/// The joiner's own limits and consent, before anything is checked or joined.
+fn confirm(a: &JoinArgs, out: &Out, s: &Signed, place: &Place) -> std::result::Result<(), String> {
+    let d = &s.descriptor;
+    out.session(d, place.pid);
+    let m = d.roster.len();
+    let t = d.mpyc.threshold_for(m);
+    if m > a.max_parties {
+        return Err(format!("{m} parties is more than this party accepts (--max-parties {})", a.max_parties));
+    }
+    if t < a.min_threshold {
+        return Err(format!(
+            "threshold {t} is below this party's minimum {} (threshold 0 gives no input privacy; \
+             --min-threshold lowers the minimum)",
+            a.min_threshold
+        ));
+    }
+    if a.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("not confirmed: no terminal to ask on (pass --yes to join without the question)".into());
+    }
+    if ask(&format!("Join as pid {} and run {}?", place.pid, d.program.name)) {
+        Ok(())
+    } else {
+        Err("the user did not confirm".into())
     }
 }
 
 pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
+    let out = Out::new(a.json);
+    let r = join_inner(home_flag, &a, &out).await;
+    if let Err(e) = &r {
+        out.failed(e);
+    }
+    r
+}
+
+async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result<()> {
     let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
-    let local = local(&a.local)?;
+    let local = local(&a.local, out)?;
     let me = agent.file.party.to_string();
     let home = agent.home.clone();
     let key = a.siwe_key.as_deref().map(LocalKey::load).transpose()?;
@@ -140,60 +185,96 @@ pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
     let credentials =
         a.credentials.iter().map(|p| super::credential::read_credential(p)).collect::<Result<Vec<_>>>()?;
     let holder = if credentials.is_empty() { None } else { Some(super::proof::auth_kid(&agent).await?) };
+    let from = a.from.as_deref().map(Did::parse).transpose().context("--from must be a DID")?;
+    if a.invitation.trim() == "next" {
+        let hosts = match &from {
+            Some(h) => short(h.as_str()),
+            None => "a host you joined before (or one you accept when asked)".into(),
+        };
+        eprintln!(
+            "waiting up to {} s for an invitation to {} from {hosts}, in your inbox at {}",
+            a.wait,
+            agent.file.party.fmt_short(),
+            agent.file.mediator.did.fmt_short()
+        );
+    }
+    let known = known_hosts(&home);
+    // Their invitations may be opened (a did:web host's document fetched); nobody else's.
+    for h in known.iter().map(String::as_str).chain(from.as_ref().map(Did::as_str)) {
+        agent.expect(h);
+    }
+    let accept_host = |s: &Signed| {
+        let host = &s.descriptor.host;
+        if from.as_ref().is_some_and(|f| f.as_str() == host) || known.contains(host) {
+            return true;
+        }
+        from.is_none() && ask(&format!("An invitation from {host}, a host you have not joined before. Look at it?"))
+    };
+    let wallets = |s: &Signed| -> Vec<String> {
+        let mut w: Vec<String> = key.iter().map(|k| k.address().did_pkh(chain)).collect();
+        if let Ok(Some(Presented::Siwe { message, .. })) = proofs::store::load(&home, &s.descriptor.id) {
+            if let Ok(m) = proofs::siwe::parse(&message) {
+                w.push(m.address.did_pkh(m.chain_id));
+            }
+        }
+        w
+    };
     let signer = agent.clone();
-    let prove = |s: &Signed| -> gateway::Result<Option<Presented>> {
-        let policy = gateway::proof::policy_of(s)?;
+    let prove = |s: &Signed, place: &Place| -> gateway::Result<Option<Presented>> {
+        let session = s.proof_session();
+        let policy = proofs::policy_of(&session)?;
+        let member = place.member.clone().unwrap_or_else(|| me.clone());
         let now = did_core::didcomm::message::now();
         if let (Some(key), Some(p)) = (&key, &policy) {
-            if p.accept.contains(&gateway::proof::Kind::Siwe) && p.rule_for(&me).wants_account() {
-                let proof = gateway::proof::siwe_sign(s, &me, key, chain, now)?;
+            if p.accept.contains(&proofs::Kind::Siwe) && p.rule_for(&member).wants_account() {
+                let proof = proofs::siwe_sign(&session, &me, key, chain, now)?;
                 eprintln!("presenting Sign-In with Ethereum as {}", key.address().did_pkh(chain));
                 return Ok(Some(proof));
             }
         }
         if let (Some(kid), Some(p)) = (&holder, &policy) {
-            if p.accept.contains(&gateway::proof::Kind::Vp) && !p.rule_for(&me).issuers.is_empty() {
+            if p.accept.contains(&proofs::Kind::Vp) && !p.rule_for(&member).issuers.is_empty() {
                 let secret =
                     signer.secret(kid).ok_or_else(|| gateway::Error::State("our authentication key is gone".into()))?;
-                let proof = gateway::proof::vp_present(s, &me, &credentials, kid, secret, now)?;
+                let proof = proofs::vp_present(&session, &me, &credentials, kid, secret, now)?;
                 eprintln!("presenting {} credential(s) in a Verifiable Presentation", credentials.len());
                 return Ok(Some(proof));
             }
         }
-        let saved = gateway::proof::store::load(&home, &s.descriptor.id)?;
+        let saved = proofs::store::load(&home, &s.descriptor.id)?;
         if saved.is_some() {
             eprintln!("presenting the proof made with `didmpc proof`");
         }
         Ok(saved)
     };
-    let wait = Duration::from_secs(a.wait);
-    let on_found = |s: &Signed| {
-        describe(&s.descriptor);
-        if let Some(pid) = s.descriptor.pid_of(&me) {
-            eprintln!("joining as pid {pid}; waiting for the others");
+    let confirm = |s: &Signed, place: &Place| {
+        let r = confirm(a, out, s, place);
+        if r.is_ok() {
+            remember_host(&home, &s.descriptor.host);
+            eprintln!("joining as pid {}; waiting for the others", place.pid);
+            out.event("joining", serde_json::json!({ "session": s.descriptor.id, "pid": place.pid }));
         }
+        r
     };
-    let report = flow::join_proving(agent, &a.invitation, a.program.as_deref(), &local, wait, on_found, &prove).await?;
-    print_report(&report);
+    let how = Joining {
+        reference: &a.invitation,
+        program: a.program.as_deref(),
+        wait: Duration::from_secs(a.wait),
+        wallets: &wallets,
+        accept_host: &accept_host,
+        confirm: &confirm,
+        prove: &prove,
+    };
+    let report = flow::join(agent, how, &local).await?;
+    out.report(&report);
     Ok(())
-}
-
-fn print_report(r: &Report) {
-    eprintln!(
-        "done: pid {} · sessions up in {:.0} ms · MPyC started after {:.0} ms · total {:.2} s",
-        r.pid,
-        r.mesh.as_secs_f64() * 1000.0,
-        r.to_launch.as_secs_f64() * 1000.0,
-        r.total.as_secs_f64()
-    );
 }
 
 pub(super) async fn sessions(home_flag: Option<&Path>) -> Result<()> {
     let agent = Agent::load(&home::dir(home_flag)?)?;
-    let invitation = mpc::msg_type("invitation");
-    let taken = agent.take_matching(100, |m| m.type_ == invitation).await?;
+    let taken = agent.take_matching(100, |m| m.is::<gateway::wire::Invitation>()).await?;
     for (m, _) in taken {
-        match mpc::descriptor_of(&m) {
+        match join::descriptor_of(&m) {
             Ok(jws) => {
                 match gateway::descriptor::verify(&jws, agent.resolver(), did_core::didcomm::message::now()).await {
                     Ok(s) => join::save(&agent, &s)?,
@@ -219,62 +300,4 @@ pub(super) async fn sessions(home_flag: Option<&Path>) -> Result<()> {
         );
     }
     Ok(())
-}
-
-pub(super) fn status(home_flag: Option<&Path>, as_json: bool) -> Result<()> {
-    let st = status::read(&home::dir(home_flag)?)?;
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
-        return Ok(());
-    }
-    let age = did_core::didcomm::message::now().saturating_sub(st.updated);
-    let stale = if age > 5 && (st.state == "running" || st.state == "connecting") {
-        " (stale: the gateway is not running any more)"
-    } else {
-        ""
-    };
-    println!("session {} · {} · pid {} · {}{stale} (updated {age} s ago)", st.session, st.program, st.pid, st.state);
-    println!(
-        "{:<4} {:<28} {:<12} {:<20} {:>9} {:>12} {:>12}",
-        "PID", "DID", "STATE", "PATH", "RTT", "SENT", "RECEIVED"
-    );
-    for p in &st.peers {
-        let rtt = p.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into());
-        println!(
-            "{:<4} {:<28} {:<12} {:<20} {:>9} {:>12} {:>12}",
-            p.pid,
-            short(&p.did),
-            clip(&p.state, 12),
-            p.path,
-            rtt,
-            bytes(p.bytes_sent),
-            bytes(p.bytes_received)
-        );
-    }
-    if let Some(id) = &st.identity {
-        println!("you (pid {}) verified: {id}", st.pid);
-    }
-    for p in st.peers.iter().filter(|p| p.identity.is_some()) {
-        println!("pid {} verified: {}", p.pid, p.identity.as_deref().unwrap_or_default());
-    }
-    if st.state.starts_with("failed") {
-        bail!("the session failed");
-    }
-    Ok(())
-}
-
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
-    }
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }

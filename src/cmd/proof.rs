@@ -9,9 +9,9 @@ use did_core::didcomm::message::now;
 use did_core::{DidResolver, Relationship};
 use gateway::descriptor::Signed;
 use gateway::mailbox::Mailbox;
-use gateway::proof::eth::{Account, LocalKey};
-use gateway::proof::{self, store, Presented};
 use gateway::{join, Agent};
+use proofs::eth::{Account, LocalKey};
+use proofs::{store, Presented};
 
 use crate::cli::{ProofCommand, ProofSiweArgs, ProofVpArgs};
 use crate::home;
@@ -43,20 +43,21 @@ pub(super) fn account(s: &str, chain: u64) -> Result<Account> {
 async fn check_and_keep(agent: &Agent, signed: &Signed, p: &Presented) -> Result<()> {
     let party = agent.file.party.as_str();
     let value = serde_json::to_value(p)?;
-    match proof::admit(signed, party, Some(&value), agent.resolver(), now()).await {
+    let session = signed.proof_session();
+    match proofs::admit(&session, party, Some(&value), agent.resolver(), now()).await {
         Ok(Some(id)) => eprintln!("verified: {id}"),
         Ok(None) => {
             // No policy: still check the signature, so a bad one is caught here.
             if let Presented::Siwe { message, signature } = p {
-                let (domain, nonce) = (proof::domain(signed)?, proof::challenge(signed));
-                let expect = proof::siwe::Expect {
+                let (domain, nonce) = (proofs::domain(&session)?, proofs::challenge(&session));
+                let expect = proofs::siwe::Expect {
                     domain: &domain,
                     nonce: &nonce,
                     uri: party,
-                    max_validity_secs: proof::policy::DEFAULT_MAX_VALIDITY_SECS,
+                    max_validity_secs: proofs::policy::DEFAULT_MAX_VALIDITY_SECS,
                     now: now(),
                 };
-                let v = proof::siwe::verify(message, signature, &expect)?;
+                let v = proofs::siwe::verify(message, signature, &expect)?;
                 eprintln!("verified: account {} (this session asks for no proof)", v.account.did_pkh());
             }
         }
@@ -70,16 +71,17 @@ async fn check_and_keep(agent: &Agent, signed: &Signed, p: &Presented) -> Result
 async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
     let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
     let mut mailbox = Mailbox::start(agent.clone());
-    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait)).await?;
+    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait), &|_| true).await?;
     join::save(&agent, &signed)?;
     let id = signed.descriptor.id.clone();
     let party = agent.file.party.to_string();
-    if let Some(policy) = proof::policy_of(&signed)? {
+    let session = signed.proof_session();
+    if let Some(policy) = proofs::policy_of(&session)? {
         eprintln!("session {id} asks for {}", policy.describe_for(&party));
     }
     if let Some(path) = &a.key {
         let key = LocalKey::load(path)?;
-        let p = proof::siwe_sign(&signed, &party, &key, a.chain_id, now())?;
+        let p = proofs::siwe_sign(&session, &party, &key, a.chain_id, now())?;
         if let Presented::Siwe { message, .. } = &p {
             println!("{message}");
         }
@@ -91,7 +93,7 @@ async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
         return check_and_keep(&agent, &signed, &p).await;
     }
     let acct = a.account.as_deref().context("say which account signs: --account 0x… (or --key FILE)")?;
-    let message = proof::siwe_message(&signed, &party, &account(acct, a.chain_id)?, now())?.to_string();
+    let message = proofs::siwe_message(&session, &party, &account(acct, a.chain_id)?, now())?.to_string();
     store::save_pending(&agent.home, &id, &message)?;
     eprintln!("sign this exact message (no trailing newline) with personal_sign, then run:");
     eprintln!("  didmpc proof siwe {id} --signature 0x…");
@@ -102,7 +104,7 @@ async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
 /// The kid of our party DID's authentication key (the key that signs presentations).
 pub(super) async fn auth_kid(agent: &Agent) -> Result<String> {
     let doc = agent.resolver().resolve(&agent.file.party).await?;
-    let (kid, _) = proof::jwt::signing_key(&doc, Relationship::Authentication, |k| agent.secret(k))?;
+    let (kid, _) = proofs::jwt::signing_key(&doc, Relationship::Authentication, |k| agent.secret(k))?;
     Ok(kid)
 }
 
@@ -111,14 +113,15 @@ async fn vp(home_flag: Option<&Path>, a: ProofVpArgs) -> Result<()> {
     let credentials =
         a.credentials.iter().map(|p| super::credential::read_credential(p)).collect::<Result<Vec<_>>>()?;
     let mut mailbox = Mailbox::start(agent.clone());
-    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait)).await?;
+    let signed = join::find(&agent, &mut mailbox, &a.invitation, Duration::from_secs(a.wait), &|_| true).await?;
     join::save(&agent, &signed)?;
     let party = agent.file.party.to_string();
-    if let Some(policy) = proof::policy_of(&signed)? {
+    let session = signed.proof_session();
+    if let Some(policy) = proofs::policy_of(&session)? {
         eprintln!("session {} asks for {}", signed.descriptor.id, policy.describe_for(&party));
     }
     let kid = auth_kid(&agent).await?;
     let key = agent.secret(&kid).context("our authentication key is gone")?;
-    let p = proof::vp_present(&signed, &party, &credentials, &kid, key, now())?;
+    let p = proofs::vp_present(&session, &party, &credentials, &kid, key, now())?;
     check_and_keep(&agent, &signed, &p).await
 }

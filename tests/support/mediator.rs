@@ -82,22 +82,35 @@ pub struct Process {
 impl Process {
     /// Starts the binary on `port` with database `db`, and waits for `/health`.
     pub fn start(port: u16, db: &Path, home: &Path) -> Process {
-        Process::start_with(port, db, home, &[])
+        Process::start_with(port, db, home, None)
     }
 
-    /// Like [`Process::start`], with more `mediator serve` arguments (`--config`, `--public-url`).
-    pub fn start_with(port: u16, db: &Path, home: &Path, extra: &[&str]) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_didmpc"))
-            .arg("--home")
+    /// Like [`Process::start`], reading the TOML configuration file `config` (the URL is
+    /// `https://` when it serves TLS). The environment's DIDMPC_RESOLVE_PRIVATE is removed.
+    pub fn start_with(port: u16, db: &Path, home: &Path, config: Option<&Path>) -> Process {
+        Process::start_with_args(port, db, home, config, &[])
+    }
+
+    /// Like [`Process::start_with`], with more `mediator serve` arguments (`--public-url`).
+    pub fn start_with_args(port: u16, db: &Path, home: &Path, config: Option<&Path>, extra: &[&str]) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_didmpc"));
+        cmd.arg("--home")
             .arg(home)
             .args(["mediator", "serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
             .arg(db)
-            .args(extra)
+            .args(extra);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let tls = config.is_some_and(|c| std::fs::read_to_string(c).unwrap().contains("tls_cert"));
+        let child = cmd
+            .env_remove("DIDMPC_RESOLVE_PRIVATE")
+            .env_remove("DIDMPC_MEDIATOR_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the didmpc binary starts");
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" });
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

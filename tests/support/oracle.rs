@@ -41,9 +41,9 @@ pub fn ask(python: &PathBuf, name: &str, script: &str, reqs: Value) -> Vec<Value
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("oracle answers JSON")
 }
 
-/// A session descriptor as `host` would sign it (without the JWS: proofs only need its
-/// digest), created `at` and open for 600 s.
-pub fn session(id: &str, host: &str, invitees: &[&str], proofs: Value, at: u64) -> gateway::descriptor::Signed {
+/// What proofs are bound to in a session whose descriptor `host` would sign (without the
+/// JWS: proofs only need its digest), created `at` and open for 600 s.
+pub fn session(id: &str, host: &str, invitees: &[&str], proofs: Value, at: u64) -> proofs::Session {
     use gateway::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
     use sha2::Digest;
     let mut roster = vec![host.to_owned()];
@@ -52,6 +52,7 @@ pub fn session(id: &str, host: &str, invitees: &[&str], proofs: Value, at: u64) 
         v: VERSION,
         id: id.into(),
         host: host.into(),
+        host_route: None,
         roster,
         program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.11".into() },
         mpyc: MpcOptions::default(),
@@ -61,16 +62,16 @@ pub fn session(id: &str, host: &str, invitees: &[&str], proofs: Value, at: u64) 
         peer_deadline_secs: 30,
     };
     let digest = sha2::Sha256::digest(serde_json::to_vec(&d).unwrap()).into();
-    Signed { descriptor: d, jws: Value::Null, digest }
+    Signed { descriptor: d, jws: Value::Null, digest }.proof_session()
 }
 
-/// [`gateway::proof::admit`] with the standard resolver (did:key, did:peer), run to completion.
+/// [`proofs::admit`] with the standard resolver (did:key, did:peer), run to completion.
 pub fn admit(
-    s: &gateway::descriptor::Signed,
+    s: &proofs::Session,
     party: &str,
     proof: Option<&Value>,
     now: u64,
-) -> gateway::Result<Option<gateway::proof::Identity>> {
+) -> proofs::Result<Option<proofs::Identity>> {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    rt.block_on(gateway::proof::admit(s, party, proof, &did_core::Resolver::default(), now))
+    rt.block_on(proofs::admit(s, party, proof, &did_core::Resolver::default(), now))
 }

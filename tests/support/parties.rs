@@ -98,8 +98,14 @@ pub fn invite(home: &Path, cwd: &Path, dids: &[String], program: &str, extra: &[
     Running::spawn(c, "host")
 }
 
-pub fn join(home: &Path, cwd: &Path, name: &str) -> Running {
+/// `join next --yes --from HOST`: the next invitation from `host`, without asking.
+pub fn join(home: &Path, cwd: &Path, name: &str, host: &str) -> Running {
+    join_with(home, cwd, name, host, &[])
+}
+
+/// [`join`] with extra options (e.g. `--min-threshold 0` for a two-party session).
+pub fn join_with(home: &Path, cwd: &Path, name: &str, host: &str, extra: &[&str]) -> Running {
     let mut c = didmpc(home, cwd);
-    c.args(["join", "next", "--wait", "120", "--python"]).arg(mpyc::python());
+    c.args(["join", "next", "--yes", "--from", host, "--wait", "120", "--python"]).arg(mpyc::python()).args(extra);
     Running::spawn(c, name)
 }

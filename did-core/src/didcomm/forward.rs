@@ -13,11 +13,12 @@ use super::pack::{anoncrypt_raw, PackOptions};
 pub const FORWARD: &str = "https://didcomm.org/routing/2.0/forward";
 
 /// Where and through which keys a message for a DID travels.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceTarget {
     /// Transport URI to deliver the outermost envelope to.
     pub uri: String,
     /// The routing keys wrapped for (the first one's layer is outermost), starting with an implied mediator DID.
+    #[serde(default)]
     pub routing_keys: Vec<String>,
 }
 
@@ -63,6 +64,18 @@ pub async fn wrap_for_service(
     let Some(target) = service_target(to, resolver).await? else {
         return Ok((envelope, None));
     };
+    let wrapped = wrap_for_target(envelope, to, &target, resolver, opts).await?;
+    Ok((wrapped, Some(target)))
+}
+
+/// Wraps `envelope` for `to` once per routing key of `target`.
+pub async fn wrap_for_target(
+    envelope: String,
+    to: &Did,
+    target: &ServiceTarget,
+    resolver: &dyn DidResolver,
+    opts: &PackOptions,
+) -> Result<String> {
     let mut current = envelope;
     let keys = &target.routing_keys;
     for i in (0..keys.len()).rev() {
@@ -71,7 +84,7 @@ pub async fn wrap_for_service(
         let fwd = forward_message(next, inner, opts.forward_expires_time);
         current = anoncrypt_raw(fwd.to_json().as_bytes(), &keys[i], opts.anon_enc, resolver).await?;
     }
-    Ok((current, Some(target)))
+    Ok(current)
 }
 
 /// A forward message, validated, as a mediator sees it after decrypting it.

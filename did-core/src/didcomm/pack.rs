@@ -22,6 +22,10 @@ pub struct PackOptions {
     pub anon_enc: ContentEnc,
     /// `expires_time` to put on forward messages.
     pub forward_expires_time: Option<u64>,
+    /// Where to route the message when the recipient's DID publishes no DIDComm service
+    /// (an identity such as did:key): an endpoint learned from an authenticated message of
+    /// the recipient, or our own mediator, which delivers only to parties registered there.
+    pub via: Option<ServiceTarget>,
 }
 
 impl Default for PackOptions {
@@ -31,6 +35,7 @@ impl Default for PackOptions {
             forward: true,
             anon_enc: ContentEnc::A256CbcHs512,
             forward_expires_time: None,
+            via: None,
         }
     }
 }
@@ -121,10 +126,13 @@ pub async fn pack_encrypted(
             (to_json_string(&env)?, None, recipients.into_iter().map(|(k, _)| k).collect())
         }
     };
-    let (message, service) = if opts.forward {
-        forward::wrap_for_service(envelope, &to_did, resolver, opts).await?
-    } else {
-        (envelope, forward::service_target(&to_did, resolver).await?)
+    let mut service = forward::service_target(&to_did, resolver).await?;
+    if service.is_none() {
+        service = opts.via.clone();
+    }
+    let message = match (&service, opts.forward) {
+        (Some(target), true) => forward::wrap_for_target(envelope, &to_did, target, resolver, opts).await?,
+        _ => envelope,
     };
     Ok(Packed { message, from_kid, sign_by_kid, to_kids, service })
 }

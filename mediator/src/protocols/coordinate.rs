@@ -49,7 +49,13 @@ pub async fn handle(m: &Mediator, proto: &str, name: &str, msg: &Message, sender
                     }
                     _ => UpdateResult::ClientError,
                 };
-                updated.push(json!({"recipient_did": did, "action": action, "result": result.as_str()}));
+                let mut entry = json!({"recipient_did": did, "action": action, "result": result.as_str()});
+                if result == UpdateResult::LimitReached {
+                    m.metrics.refused.inc(crate::quota::Refusal::Recipients);
+                    let max = m.config.limits.max_recipients_per_client;
+                    entry["reason"] = json!(format!("at most {max} recipient DIDs per client"));
+                }
+                updated.push(entry);
             }
             let name = if v2 { "keylist-update-response" } else { "recipient-update-response" };
             Ok(reply(msg, format!("{proto}/{name}"), json!({ "updated": updated })))

@@ -89,6 +89,16 @@ pub mod codes {
     pub const UNKNOWN_RECIPIENT: &str = "e.p.xfer.unknown-recipient";
     /// The recipient's queue is full.
     pub const QUEUE_FULL: &str = "e.p.me.res.storage.queue-full";
+    /// The recipient's client holds its limit of queued bytes over all its recipients.
+    pub const CLIENT_QUOTA: &str = "e.p.me.res.storage.client-quota";
+    /// This sender (source address) has queued as much for the recipient as one sender may.
+    pub const SENDER_QUOTA: &str = "e.p.me.res.storage.sender-quota";
+    /// The mediator's store is full.
+    pub const STORE_FULL: &str = "e.p.me.res.storage.full";
+    /// The mediator's memory budget is spent; retry later.
+    pub const MEMORY: &str = "e.p.me.res.memory";
+    /// The client holds its limit of short links.
+    pub const LINK_QUOTA: &str = "e.p.me.res.quota.links";
     /// The message has expired.
     pub const EXPIRED: &str = "e.m.req.time.expired";
     /// Mediation not granted to this DID, or denied by policy.

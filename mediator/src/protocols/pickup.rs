@@ -6,14 +6,35 @@ use serde_json::{json, Map, Value};
 
 use super::{codes, problem_reply, reply, PICKUP_3};
 use crate::error::Result;
+use crate::quota::{Held, Refusal};
 use crate::router::Channel;
 use crate::state::Mediator;
 
 /// Most bytes of queued messages put into one delivery (at least one message is always sent).
 pub const MAX_DELIVERY_BYTES: usize = 8 * 1024 * 1024;
 
-/// Handles Pickup 3.0 message `name` from client `sender`.
-pub async fn handle(m: &Mediator, name: &str, msg: &Message, sender: &str, ch: &Channel<'_>) -> Result<Message> {
+/// What a delivery of `bytes` queued bytes holds in memory until it is written: the bodies,
+/// their base64 in the attachments, and the encrypted answer.
+fn delivery_cost(bytes: usize) -> usize {
+    bytes.saturating_mul(4)
+}
+
+/// Handles Pickup 3.0 message `name` from client `sender`; a delivery's memory is put in `held`.
+pub async fn handle(
+    m: &Mediator,
+    name: &str,
+    msg: &Message,
+    sender: &str,
+    ch: &Channel<'_>,
+    held: &mut Held,
+) -> Result<Message> {
+    if !m.store.is_granted(sender).await? {
+        return Ok(problem_reply(
+            msg,
+            codes::NOT_GRANTED,
+            "pickup is for parties this mediator serves; send mediate-request first",
+        ));
+    }
     let recipient = msg.body.get("recipient_did").and_then(Value::as_str);
     match name {
         "status-request" => status(m, msg, sender, recipient, ch).await,
@@ -22,19 +43,28 @@ pub async fn handle(m: &Mediator, name: &str, msg: &Message, sender: &str, ch: &
                 return Ok(problem_reply(msg, codes::BAD_REQUEST, "delivery-request needs a positive `limit`"));
             };
             let limit = (limit as usize).min(m.config.limits.max_delivery_batch);
-            let queued = m.store.fetch(sender, recipient, limit, now()).await?;
+            let mut queued = m.store.fetch(sender, recipient, limit, MAX_DELIVERY_BYTES, now()).await?;
             if queued.is_empty() {
                 return status(m, msg, sender, recipient, ch).await;
             }
-            let mut attachments = Vec::with_capacity(queued.len());
-            let mut bytes = 0;
-            for q in queued {
-                bytes += q.body.len();
-                if bytes > MAX_DELIVERY_BYTES && !attachments.is_empty() {
-                    break;
+            let bytes: usize = queued.iter().map(|q| q.body.len()).sum();
+            let reserved = match m.memory.try_reserve(delivery_cost(bytes)) {
+                Some(r) => Some(r),
+                None => {
+                    queued.truncate(1);
+                    m.memory.try_reserve(delivery_cost(queued[0].body.len()))
                 }
-                attachments.push(attachment(q.id, &q.body));
-            }
+            };
+            let Some(reserved) = reserved else {
+                m.metrics.refused.inc(Refusal::Memory);
+                return Ok(problem_reply(
+                    msg,
+                    codes::MEMORY,
+                    "the mediator is short of memory for deliveries right now; send the delivery-request again shortly",
+                ));
+            };
+            *held = Held(Some(std::sync::Arc::new(reserved)));
+            let attachments: Vec<Attachment> = queued.into_iter().map(|q| attachment(q.id, &q.body)).collect();
             m.metrics.delivered.fetch_add(attachments.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let body = recipient.map_or_else(|| json!({}), |r| json!({ "recipient_did": r }));
             let mut d = reply(msg, format!("{PICKUP_3}/delivery"), body);

@@ -15,8 +15,10 @@ pub enum UpdateResult {
     Success,
     /// Nothing to do (already present / absent).
     NoChange,
-    /// Refused: the DID belongs to another client, or a limit was hit.
+    /// Refused: the DID belongs to another client, or is malformed.
     ClientError,
+    /// Refused: the client has as many recipient DIDs as it may.
+    LimitReached,
 }
 
 impl UpdateResult {
@@ -25,7 +27,7 @@ impl UpdateResult {
         match self {
             UpdateResult::Success => "success",
             UpdateResult::NoChange => "no_change",
-            UpdateResult::ClientError => "client_error",
+            UpdateResult::ClientError | UpdateResult::LimitReached => "client_error",
         }
     }
 }
@@ -41,6 +43,23 @@ pub struct NewMessage {
     pub received_at: u64,
     /// Expiry (Unix seconds).
     pub expires_at: u64,
+    /// Who sent it, as far as the mediator can tell (the source address bucket, see
+    /// [`source_bucket`]); "" when unknown. Per-source quotas are counted by it.
+    pub source: String,
+}
+
+/// The quota bucket of a source address: an IPv4 address, or the /64 of an IPv6 address
+/// (one host usually has a whole /64 to pick addresses from).
+pub fn source_bucket(ip: Option<std::net::IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        None => String::new(),
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+    }
 }
 
 /// Where a queued message went.
@@ -61,6 +80,12 @@ pub enum Refused {
     QueueFullMessages,
     /// The recipient's queue is at its byte limit.
     QueueFullBytes,
+    /// The owning client's queues together are at their byte limit.
+    ClientQueueBytes,
+    /// The store as a whole is at its byte limit.
+    TotalQueueBytes,
+    /// This source has as much queued for this recipient as one source may.
+    SourceBudget,
 }
 
 /// A queued message as handed out by pickup.
@@ -87,13 +112,65 @@ pub struct QueueStatus {
     pub newest_received_time: Option<u64>,
 }
 
-/// Per-recipient queue limits.
+/// Queue limits checked on every enqueue (see [`crate::config::Limits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
-    /// Most messages.
+    /// Most messages per recipient.
     pub max_messages: u64,
-    /// Most bytes.
+    /// Most bytes per recipient.
     pub max_bytes: u64,
+    /// Most bytes per owning client (all its recipients).
+    pub max_client_bytes: u64,
+    /// Most bytes in the store.
+    pub max_total_bytes: u64,
+    /// Most messages one source may have queued for one recipient.
+    pub max_source_messages: u64,
+    /// Most bytes one source may have queued for one recipient.
+    pub max_source_bytes: u64,
+    /// Grant lifetime since last use, seconds (0: forever): a forward for a client whose grant
+    /// has expired finds no recipient.
+    pub grant_ttl: u64,
+}
+
+impl QueueLimits {
+    /// Per-recipient limits only (the others unbounded, grants forever): for tests.
+    pub const fn per_recipient(max_messages: u64, max_bytes: u64) -> QueueLimits {
+        QueueLimits {
+            max_messages,
+            max_bytes,
+            max_client_bytes: u64::MAX,
+            max_total_bytes: u64::MAX,
+            max_source_messages: u64::MAX,
+            max_source_bytes: u64::MAX,
+            grant_ttl: 0,
+        }
+    }
+}
+
+/// Where a client's mediation grant stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantState {
+    /// It never had one (or it was removed long ago).
+    None,
+    /// Granted and now refreshed.
+    Active,
+    /// It had one, unused for longer than the grant TTL: now removed with its recipients and queue.
+    Expired,
+}
+
+/// An Out-of-Band short link to store.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    /// The client creating it.
+    pub client: String,
+    /// Its short id.
+    pub id: String,
+    /// The invitation (JSON text).
+    pub invitation: String,
+    /// Now (Unix seconds).
+    pub now: u64,
+    /// Expiry (Unix seconds).
+    pub expires_at: u64,
 }
 
 /// A relay route's reservation.
@@ -120,6 +197,12 @@ pub trait Store: Send + Sync + 'static {
     async fn grant(&self, client: &str, now: u64) -> Result<()>;
     /// Whether `client` holds a mediation grant.
     async fn is_granted(&self, client: &str) -> Result<bool>;
+    /// Marks `client`'s grant as used now; a grant unused for `ttl` seconds (0: never expires)
+    /// is removed instead, with its recipient DIDs and queued messages.
+    async fn touch_grant(&self, client: &str, now: u64, ttl: u64) -> Result<GrantState>;
+    /// Removes every grant unused for `ttl` seconds (0: none), with its recipient DIDs and queued
+    /// messages; returns how many.
+    async fn expire_grants(&self, now: u64, ttl: u64) -> Result<u64>;
     /// Moves a grant and everything it owns from `old` to `new` (DID rotation).
     async fn rotate_client(&self, old: &str, new: &str) -> Result<bool>;
     /// Adds or removes a recipient DID of `client`.
@@ -136,14 +219,23 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue(&self, msg: NewMessage, limits: QueueLimits) -> Result<std::result::Result<Enqueued, Refused>>;
     /// Queue statistics, excluding expired messages.
     async fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus>;
-    /// Up to `limit` unexpired messages, oldest first.
-    async fn fetch(&self, client: &str, recipient: Option<&str>, limit: usize, now: u64) -> Result<Vec<Queued>>;
+    /// Up to `limit` unexpired messages, oldest first, stopping before the one that would pass
+    /// `max_bytes` (the first is always returned).
+    async fn fetch(
+        &self,
+        client: &str,
+        recipient: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+        now: u64,
+    ) -> Result<Vec<Queued>>;
     /// Deletes acknowledged messages of `client`; returns how many were deleted.
     async fn ack(&self, client: &str, ids: &[String]) -> Result<u64>;
     /// Deletes expired messages; returns how many.
     async fn purge_expired(&self, now: u64) -> Result<u64>;
-    /// Stores an Out-of-Band invitation under a short id.
-    async fn put_oob(&self, id: &str, invitation: &str, expires_at: u64) -> Result<()>;
+    /// Stores an Out-of-Band invitation under a short id; false (nothing stored) when the
+    /// client already holds `max_per_client` unexpired links.
+    async fn put_oob(&self, link: NewLink, max_per_client: u64) -> Result<bool>;
     /// A stored, unexpired invitation.
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>>;
     /// Reserves a relay route for `client` with route key `key` until `expires_at`

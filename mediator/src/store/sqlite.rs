@@ -1,17 +1,26 @@
 //! SQLite store: one writer thread that group-commits batches of commands, with the
-//! queue counters and the recipient → client map kept in memory.
+//! quota counters, grants and the recipient → client map kept in memory (`state`).
 
-use std::collections::{HashMap, HashSet};
+mod grants;
+mod queue;
+mod schema;
+mod state;
+
 use std::path::Path;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Enqueued, NewMessage, QueueLimits, QueueStatus, Queued, Refused, RouteReservation, Store, UpdateResult};
+use self::state::State;
+use super::{
+    Enqueued, GrantState, NewLink, NewMessage, QueueLimits, QueueStatus, Queued, Refused, RouteReservation, Store,
+    UpdateResult,
+};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 
+/// The version-1 tables (`schema::migrate` brings them to the current version).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS mediations (client TEXT PRIMARY KEY, granted_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS recipients (
@@ -33,13 +42,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_client ON messages(client, seq);
 CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages(expires_at);
 CREATE TABLE IF NOT EXISTS oob (id TEXT PRIMARY KEY, invitation TEXT NOT NULL, expires_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS relay_routes (
-    route BLOB PRIMARY KEY,
-    client TEXT NOT NULL,
-    key BLOB NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS relay_routes (route BLOB PRIMARY KEY, client TEXT NOT NULL, expires_at INTEGER NOT NULL);
 ";
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -47,6 +50,8 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 enum Cmd {
     Grant(String, u64, Reply<()>),
     IsGranted(String, Reply<bool>),
+    Touch(String, u64, u64, Reply<GrantState>),
+    Expire(u64, u64, Reply<u64>),
     Rotate(String, String, Reply<bool>),
     Update {
         client: String,
@@ -58,10 +63,10 @@ enum Cmd {
     Recipients(String, u64, u64, Reply<(Vec<String>, u64)>),
     Enqueue(NewMessage, QueueLimits, Reply<std::result::Result<Enqueued, Refused>>),
     Status(String, Option<String>, u64, Reply<QueueStatus>),
-    Fetch(String, Option<String>, usize, u64, Reply<Vec<Queued>>),
+    Fetch(String, Option<String>, usize, usize, u64, Reply<Vec<Queued>>),
     Ack(String, Vec<String>, Reply<u64>),
     Purge(u64, Reply<u64>),
-    PutOob(String, String, u64, Reply<()>),
+    PutOob(NewLink, u64, Reply<bool>),
     GetOob(String, u64, Reply<Option<String>>),
     Reserve {
         route: Vec<u8>,
@@ -86,8 +91,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        drop_keyless_routes(&conn)?;
         conn.execute_batch(SCHEMA)?;
+        schema::migrate(&conn)?;
         let state = State::load(&conn)?;
         let (tx, rx) = mpsc::channel(8192);
         std::thread::Builder::new()
@@ -101,36 +106,6 @@ impl SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| Error::Store("store thread has stopped".into()))?;
         rx.await.map_err(|_| Error::Store("store thread dropped a request".into()))?
-    }
-}
-
-#[derive(Default)]
-struct State {
-    granted: HashSet<String>,
-    owners: HashMap<String, String>,
-    per_client: HashMap<String, u64>,
-    queues: HashMap<String, (u64, u64)>,
-}
-
-impl State {
-    fn load(conn: &Connection) -> Result<State> {
-        let mut s = State::default();
-        let mut q = conn.prepare("SELECT client FROM mediations")?;
-        for c in q.query_map([], |r| r.get::<_, String>(0))? {
-            s.granted.insert(c?);
-        }
-        let mut q = conn.prepare("SELECT recipient, client FROM recipients")?;
-        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (r, c) = row?;
-            *s.per_client.entry(c.clone()).or_default() += 1;
-            s.owners.insert(r, c);
-        }
-        let mut q = conn.prepare("SELECT recipient, COUNT(*), SUM(size) FROM messages GROUP BY recipient")?;
-        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
-            let (r, n, b) = row?;
-            s.queues.insert(r, (n as u64, b as u64));
-        }
-        Ok(s)
     }
 }
 
@@ -186,7 +161,9 @@ impl Worker {
     fn apply(&mut self, cmd: Cmd) -> Pending {
         match cmd {
             Cmd::Grant(c, now, r) => pending(r, self.grant(&c, now)),
-            Cmd::IsGranted(c, r) => pending(r, Ok(self.state.granted.contains(&c))),
+            Cmd::IsGranted(c, r) => pending(r, Ok(self.state.grants.contains_key(&c))),
+            Cmd::Touch(c, now, ttl, r) => pending(r, self.touch(&c, now, ttl)),
+            Cmd::Expire(now, ttl, r) => pending(r, self.expire_all(now, ttl)),
             Cmd::Rotate(old, new, r) => pending(r, self.rotate(&old, &new)),
             Cmd::Update { client, recipient, add, max, reply } => {
                 pending(reply, self.update(&client, &recipient, add, max))
@@ -194,19 +171,10 @@ impl Worker {
             Cmd::Recipients(c, off, lim, r) => pending(r, self.recipients(&c, off, lim)),
             Cmd::Enqueue(m, l, r) => pending(r, self.enqueue(m, l)),
             Cmd::Status(c, rec, now, r) => pending(r, self.status(&c, rec.as_deref(), now)),
-            Cmd::Fetch(c, rec, lim, now, r) => pending(r, self.fetch(&c, rec.as_deref(), lim, now)),
+            Cmd::Fetch(c, rec, lim, max, now, r) => pending(r, self.fetch(&c, rec.as_deref(), lim, max, now)),
             Cmd::Ack(c, ids, r) => pending(r, self.ack(&c, &ids)),
             Cmd::Purge(now, r) => pending(r, self.purge(now)),
-            Cmd::PutOob(id, inv, exp, r) => pending(
-                r,
-                self.conn
-                    .execute(
-                        "INSERT OR REPLACE INTO oob (id, invitation, expires_at) VALUES (?1, ?2, ?3)",
-                        params![id, inv, exp as i64],
-                    )
-                    .map(|_| ())
-                    .map_err(Error::from),
-            ),
+            Cmd::PutOob(link, max, r) => pending(r, self.put_oob(&link, max)),
             Cmd::Reserve { route, client, key, expires_at, max, reply } => {
                 pending(reply, self.reserve(&route, &client, &key, expires_at, max))
             }
@@ -268,65 +236,6 @@ impl Worker {
         Ok(true)
     }
 
-    fn grant(&mut self, client: &str, now: u64) -> Result<()> {
-        if self.state.granted.insert(client.to_owned()) {
-            self.conn.execute(
-                "INSERT OR IGNORE INTO mediations (client, granted_at) VALUES (?1, ?2)",
-                params![client, now as i64],
-            )?;
-        }
-        Ok(())
-    }
-
-    fn rotate(&mut self, old: &str, new: &str) -> Result<bool> {
-        if !self.state.granted.contains(old) || self.state.granted.contains(new) {
-            return Ok(false);
-        }
-        self.conn.execute("UPDATE mediations SET client = ?2 WHERE client = ?1", params![old, new])?;
-        self.conn.execute("UPDATE recipients SET client = ?2 WHERE client = ?1", params![old, new])?;
-        self.conn.execute("UPDATE messages SET client = ?2 WHERE client = ?1", params![old, new])?;
-        self.state.granted.remove(old);
-        self.state.granted.insert(new.to_owned());
-        for owner in self.state.owners.values_mut().filter(|o| *o == old) {
-            *owner = new.to_owned();
-        }
-        if let Some(n) = self.state.per_client.remove(old) {
-            self.state.per_client.insert(new.to_owned(), n);
-        }
-        Ok(true)
-    }
-
-    fn update(&mut self, client: &str, recipient: &str, add: bool, max: u64) -> Result<UpdateResult> {
-        let owner = self.state.owners.get(recipient).cloned();
-        Ok(match (add, owner.as_deref()) {
-            (true, Some(o)) if o == client => UpdateResult::NoChange,
-            (true, Some(_)) => UpdateResult::ClientError,
-            (true, None) => {
-                let n = self.state.per_client.entry(client.to_owned()).or_default();
-                if *n >= max {
-                    return Ok(UpdateResult::ClientError);
-                }
-                *n += 1;
-                self.conn.execute(
-                    "INSERT INTO recipients (recipient, client, added_at) VALUES (?1, ?2, strftime('%s','now'))",
-                    params![recipient, client],
-                )?;
-                self.state.owners.insert(recipient.to_owned(), client.to_owned());
-                UpdateResult::Success
-            }
-            (false, Some(o)) if o == client => {
-                self.conn.execute("DELETE FROM recipients WHERE recipient = ?1", params![recipient])?;
-                self.state.owners.remove(recipient);
-                if let Some(n) = self.state.per_client.get_mut(client) {
-                    *n = n.saturating_sub(1);
-                }
-                UpdateResult::Success
-            }
-            (false, Some(_)) => UpdateResult::ClientError,
-            (false, None) => UpdateResult::NoChange,
-        })
-    }
-
     fn recipients(&self, client: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64)> {
         let total = self.state.per_client.get(client).copied().unwrap_or(0);
         let mut q = self.conn.prepare_cached(
@@ -334,27 +243,6 @@ impl Worker {
         )?;
         let rows = q.query_map(params![client, limit as i64, offset as i64], |r| r.get(0))?;
         Ok((rows.collect::<rusqlite::Result<_>>()?, total))
-    }
-
-    fn enqueue(&mut self, m: NewMessage, limits: QueueLimits) -> Result<std::result::Result<Enqueued, Refused>> {
-        let Some(client) = self.state.owners.get(&m.recipient).cloned() else {
-            return Ok(Err(Refused::UnknownRecipient));
-        };
-        let q = self.state.queues.entry(m.recipient.clone()).or_default();
-        if q.0 >= limits.max_messages {
-            return Ok(Err(Refused::QueueFullMessages));
-        }
-        let size = m.body.len() as u64;
-        if q.1 + size > limits.max_bytes {
-            return Ok(Err(Refused::QueueFullBytes));
-        }
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        self.conn
-            .prepare_cached("INSERT INTO messages (id, recipient, client, body, size, received_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-            .execute(params![id, m.recipient, client, m.body, size as i64, m.received_at as i64, m.expires_at as i64])?;
-        q.0 += 1;
-        q.1 += size;
-        Ok(Ok(Enqueued { id, client }))
     }
 
     fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus> {
@@ -377,77 +265,33 @@ impl Worker {
         })
     }
 
-    fn fetch(&self, client: &str, recipient: Option<&str>, limit: usize, now: u64) -> Result<Vec<Queued>> {
+    fn fetch(
+        &self,
+        client: &str,
+        recipient: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+        now: u64,
+    ) -> Result<Vec<Queued>> {
         let (sql, filter) = filter_sql("SELECT id, recipient, body FROM messages", recipient);
         let sql = format!("{sql} ORDER BY seq LIMIT {limit}");
         let mut q = self.conn.prepare_cached(&sql)?;
         let map = |r: &rusqlite::Row| Ok(Queued { id: r.get(0)?, recipient: r.get(1)?, body: r.get(2)? });
         let rows = match filter {
-            Some(rec) => q.query_map(params![client, now as i64, rec], map)?.collect::<rusqlite::Result<Vec<_>>>()?,
-            None => q.query_map(params![client, now as i64], map)?.collect::<rusqlite::Result<Vec<_>>>()?,
+            Some(rec) => q.query_map(params![client, now as i64, rec], map)?,
+            None => q.query_map(params![client, now as i64], map)?,
         };
-        Ok(rows)
-    }
-
-    fn ack(&mut self, client: &str, ids: &[String]) -> Result<u64> {
-        let mut deleted = 0;
-        let mut sel = self.conn.prepare_cached("SELECT recipient, size FROM messages WHERE id = ?1 AND client = ?2")?;
-        let mut found = Vec::new();
-        for id in ids {
-            if let Some(row) =
-                sel.query_row(params![id, client], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).optional()?
-            {
-                found.push((id, row));
+        let (mut out, mut bytes) = (Vec::new(), 0);
+        for row in rows {
+            let row = row?;
+            bytes += row.body.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
             }
+            out.push(row);
         }
-        drop(sel);
-        for (id, (recipient, size)) in found {
-            deleted += self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])? as u64;
-            self.shrink(&recipient, 1, size as u64);
-        }
-        Ok(deleted)
+        Ok(out)
     }
-
-    fn purge(&mut self, now: u64) -> Result<u64> {
-        let mut q = self
-            .conn
-            .prepare("SELECT recipient, COUNT(*), SUM(size) FROM messages WHERE expires_at <= ?1 GROUP BY recipient")?;
-        let rows: Vec<(String, i64, i64)> = q
-            .query_map(params![now as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        drop(q);
-        let n = self.conn.execute("DELETE FROM messages WHERE expires_at <= ?1", params![now as i64])? as u64;
-        self.conn.execute("DELETE FROM oob WHERE expires_at <= ?1", params![now as i64])?;
-        self.conn.execute("DELETE FROM relay_routes WHERE expires_at <= ?1", params![now as i64])?;
-        for (r, count, bytes) in rows {
-            self.shrink(&r, count as u64, bytes as u64);
-        }
-        Ok(n)
-    }
-
-    fn shrink(&mut self, recipient: &str, count: u64, bytes: u64) {
-        if let Some(q) = self.state.queues.get_mut(recipient) {
-            q.0 = q.0.saturating_sub(count);
-            q.1 = q.1.saturating_sub(bytes);
-            if q.0 == 0 {
-                self.state.queues.remove(recipient);
-            }
-        }
-    }
-}
-
-/// Route reservations made before JOINs were authenticated have no key and can admit
-/// nobody: the table is dropped (and made again by the schema) when it lacks the column.
-fn drop_keyless_routes(conn: &Connection) -> Result<()> {
-    let has_table: bool = conn
-        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'relay_routes'", [], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if has_table && conn.prepare("SELECT key FROM relay_routes LIMIT 0").is_err() {
-        tracing::warn!("dropping relay route reservations without route keys (made by an older mediator)");
-        conn.execute_batch("DROP TABLE relay_routes")?;
-    }
-    Ok(())
 }
 
 /// Adds the client/expiry filter (params ?1 client, ?2 now) and an optional recipient filter (?3).
@@ -466,6 +310,12 @@ impl Store for SqliteStore {
     async fn is_granted(&self, client: &str) -> Result<bool> {
         self.call(|r| Cmd::IsGranted(client.to_owned(), r)).await
     }
+    async fn touch_grant(&self, client: &str, now: u64, ttl: u64) -> Result<GrantState> {
+        self.call(|r| Cmd::Touch(client.to_owned(), now, ttl, r)).await
+    }
+    async fn expire_grants(&self, now: u64, ttl: u64) -> Result<u64> {
+        self.call(|r| Cmd::Expire(now, ttl, r)).await
+    }
     async fn rotate_client(&self, old: &str, new: &str) -> Result<bool> {
         self.call(|r| Cmd::Rotate(old.to_owned(), new.to_owned(), r)).await
     }
@@ -482,8 +332,15 @@ impl Store for SqliteStore {
     async fn status(&self, client: &str, recipient: Option<&str>, now: u64) -> Result<QueueStatus> {
         self.call(|r| Cmd::Status(client.to_owned(), recipient.map(str::to_owned), now, r)).await
     }
-    async fn fetch(&self, client: &str, recipient: Option<&str>, limit: usize, now: u64) -> Result<Vec<Queued>> {
-        self.call(|r| Cmd::Fetch(client.to_owned(), recipient.map(str::to_owned), limit, now, r)).await
+    async fn fetch(
+        &self,
+        client: &str,
+        recipient: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+        now: u64,
+    ) -> Result<Vec<Queued>> {
+        self.call(|r| Cmd::Fetch(client.to_owned(), recipient.map(str::to_owned), limit, max_bytes, now, r)).await
     }
     async fn ack(&self, client: &str, ids: &[String]) -> Result<u64> {
         self.call(|r| Cmd::Ack(client.to_owned(), ids.to_vec(), r)).await
@@ -491,8 +348,8 @@ impl Store for SqliteStore {
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         self.call(|r| Cmd::Purge(now, r)).await
     }
-    async fn put_oob(&self, id: &str, invitation: &str, expires_at: u64) -> Result<()> {
-        self.call(|r| Cmd::PutOob(id.to_owned(), invitation.to_owned(), expires_at, r)).await
+    async fn put_oob(&self, link: NewLink, max_per_client: u64) -> Result<bool> {
+        self.call(|r| Cmd::PutOob(link, max_per_client, r)).await
     }
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>> {
         self.call(|r| Cmd::GetOob(id.to_owned(), now, r)).await

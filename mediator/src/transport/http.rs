@@ -1,16 +1,21 @@
 //! HTTP endpoints: DIDComm POST, DID document, invitation, short links, health, metrics.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::listener::PeerAddr;
 use crate::metrics::Metrics;
 use crate::protocols::codes;
+use crate::quota::{Held, Refusal};
 use crate::router::{Channel, Outcome};
 use crate::server::App;
 
@@ -25,8 +30,27 @@ pub fn respond(o: Outcome) -> Response {
         Some(body) => {
             let ct =
                 if o.status == 200 { "application/didcomm-encrypted+json" } else { "application/didcomm-plain+json" };
+            let body = match o.held.0 {
+                None => Body::from(body),
+                held => Body::from_stream(HeldBody { body: Some(body), _held: Held(held) }),
+            };
             (status, [(header::CONTENT_TYPE, ct)], body).into_response()
         }
+    }
+}
+
+/// A response body that keeps its share of the memory budget until the server drops it,
+/// which is once it has been handed to the connection.
+struct HeldBody {
+    body: Option<String>,
+    _held: Held,
+}
+
+impl futures_util::Stream for HeldBody {
+    type Item = Result<String, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.body.take().map(Ok))
     }
 }
 
@@ -37,8 +61,10 @@ pub async fn post_didcomm(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let m = &app.mediator;
     if !app.rate.allow(peer.0.ip()) {
-        Metrics::inc(&app.mediator.metrics.throttled);
+        Metrics::inc(&m.metrics.throttled);
+        m.metrics.refused.inc(Refusal::Rate);
         return respond(Outcome::plain_problem(429, codes::RATE, "too many requests from your address; slow down"));
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -51,21 +77,45 @@ pub async fn post_didcomm(
             &format!("content-type {ct:?} is not a DIDComm media type (use application/didcomm-encrypted+json)"),
         ));
     }
-    let limit = app.mediator.config.limits.max_message_bytes;
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return respond(Outcome::plain_problem(
-                413,
-                codes::TOO_BIG,
-                &format!("messages are limited to {limit} bytes"),
-            ))
-        }
+    let limit = m.config.limits.max_message_bytes;
+    let too_big =
+        || respond(Outcome::plain_problem(413, codes::TOO_BIG, &format!("messages are limited to {limit} bytes")));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_big();
+    }
+    // The body is held against the memory budget as it arrives (what a client only declares
+    // costs nothing), until the answer is built.
+    let Some(mut held) = m.memory.try_reserve(0) else {
+        return busy(&app);
     };
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return respond(Outcome::plain_problem(400, codes::MALFORMED, "the request body could not be read"));
+        };
+        let len = bytes.len() + chunk.len();
+        if len > limit {
+            return too_big();
+        }
+        if len > held.bytes() && !held.try_grow(len - held.bytes()) {
+            return busy(&app);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return respond(Outcome::plain_problem(400, codes::MALFORMED, "the body is not UTF-8 JSON"));
     };
-    respond(app.mediator.handle(text, Channel::Http).await)
+    let outcome = m.handle_from(text, Channel::Http, Some(peer.0.ip())).await;
+    drop(held);
+    respond(outcome)
+}
+
+/// 503 for a request the memory budget has no room for.
+fn busy(app: &App) -> Response {
+    app.mediator.metrics.refused.inc(Refusal::Memory);
+    respond(Outcome::plain_problem(503, codes::MEMORY, "the mediator is short of memory right now; retry shortly"))
 }
 
 /// `GET /.well-known/did.json` (did:web mediators) and `GET /did.json`.
@@ -118,6 +168,12 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     text.push_str(&format!(
         "# HELP didmpc_mediator_connections Open TCP connections\n# TYPE didmpc_mediator_connections gauge\ndidmpc_mediator_connections {}\n",
         app.conns.open()
+    ));
+    let mem = app.mediator.memory();
+    text.push_str(&format!(
+        "# HELP didmpc_mediator_memory_reserved_bytes Buffers held against the memory budget\n# TYPE didmpc_mediator_memory_reserved_bytes gauge\ndidmpc_mediator_memory_reserved_bytes {}\ndidmpc_mediator_memory_budget_bytes {}\n",
+        mem.used(),
+        mem.limit()
     ));
     crate::metrics::render_relay(&app.mediator.relay().stats(), &mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -1,5 +1,8 @@
 //! TLS from PEM files (rustls), as an axum listener. Handshakes run concurrently so a
-//! slow client cannot stall others.
+//! slow client cannot stall others. Each TCP connection takes its slot in the connection
+//! limits when it is accepted, before its handshake: handshakes in progress count, and a
+//! connection over a limit is closed at once, without a task (a TLS client cannot read a
+//! plaintext 429, and a handshake to say no would cost more than the refusal is worth).
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,14 +10,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::listener::{PeerAddr, Tracked};
+use crate::config::Limits;
 use crate::error::{Error, Result};
+use crate::limits::ConnTracker;
 
 /// Builds a TLS acceptor from a PEM certificate chain and private key.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
@@ -37,15 +44,22 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A TLS listener over a bound TCP listener.
+/// A TLS listener over a bound TCP listener, enforcing the connection limits.
 pub struct TlsListener {
     local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(Tracked<TlsStream<TcpStream>>, SocketAddr)>,
 }
 
 impl TlsListener {
-    /// Starts accepting on `tcp`, completing handshakes in the background (10 s limit each).
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> io::Result<TlsListener> {
+    /// Starts accepting on `tcp`: each connection takes a slot in `tracker` (or is closed), then
+    /// completes its handshake in the background (at most `handshake_timeout` each).
+    pub fn new(
+        tcp: TcpListener,
+        acceptor: TlsAcceptor,
+        tracker: Arc<ConnTracker>,
+        limits: Limits,
+        handshake_timeout: Duration,
+    ) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
@@ -61,12 +75,20 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                let guard = match tracker.try_open(addr.ip(), &limits) {
+                    Ok(g) => g,
+                    Err(reason) => {
+                        tracing::debug!(%addr, reason, "TLS connection refused");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
+                            let _ = tx.send((Tracked::new(tls, guard), addr)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
@@ -79,7 +101,7 @@ impl TlsListener {
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Tracked<TlsStream<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -92,5 +114,11 @@ impl Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
     }
 }

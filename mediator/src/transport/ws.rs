@@ -11,8 +11,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::listener::PeerAddr;
+use crate::live::OutFrame;
 use crate::metrics::Metrics;
 use crate::protocols::codes;
+use crate::quota::Refusal;
 use crate::router::{Channel, Outcome};
 use crate::server::App;
 
@@ -38,7 +40,7 @@ async fn run(app: Arc<App>, socket: WebSocket, peer: PeerAddr) {
     let m = &app.mediator;
     m.metrics.ws_open.fetch_add(1, Relaxed);
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<String>(OUTBOUND_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<OutFrame>(OUTBOUND_QUEUE);
     let mut shutdown = app.shutdown.clone();
     loop {
         tokio::select! {
@@ -62,17 +64,29 @@ async fn run(app: Arc<App>, socket: WebSocket, peer: PeerAddr) {
                 };
                 if !app.rate.allow(peer.0.ip()) {
                     Metrics::inc(&m.metrics.throttled);
+                    m.metrics.refused.inc(Refusal::Rate);
                     let o = Outcome::plain_problem(429, codes::RATE, "too many messages from your address; slow down");
                     if send(&mut sink, o).await.is_err() { break }
                     continue;
                 }
-                let outcome = m.handle(&text, Channel::Ws { conn, tx: &tx }).await;
+                // The message is held against the memory budget while it is handled.
+                let Some(held) = m.memory.try_reserve(text.len()) else {
+                    m.metrics.refused.inc(Refusal::Memory);
+                    let o = Outcome::plain_problem(503, codes::MEMORY, "the mediator is short of memory right now; retry shortly");
+                    if send(&mut sink, o).await.is_err() { break }
+                    continue;
+                };
+                let outcome = m.handle_from(&text, Channel::Ws { conn, tx: &tx }, Some(peer.0.ip())).await;
+                drop((text, held));
                 if send(&mut sink, outcome).await.is_err() {
                     break;
                 }
             }
             Some(frame) = rx.recv() => {
-                if sink.send(Frame::Text(frame.into())).await.is_err() {
+                let OutFrame { text, held } = frame;
+                let sent = sink.send(Frame::Text(text.into())).await;
+                drop(held);
+                if sent.is_err() {
                     break;
                 }
             }
@@ -87,9 +101,14 @@ async fn run(app: Arc<App>, socket: WebSocket, peer: PeerAddr) {
     m.metrics.ws_open.fetch_sub(1, Relaxed);
 }
 
+/// Sends an answer; what it holds against the memory budget is given back once it is written.
 async fn send(sink: &mut futures_util::stream::SplitSink<WebSocket, Frame>, o: Outcome) -> Result<(), axum::Error> {
     match o.body {
-        Some(body) => sink.send(Frame::Text(body.into())).await,
+        Some(body) => {
+            let sent = sink.send(Frame::Text(body.into())).await;
+            drop(o.held);
+            sent
+        }
         None => Ok(()),
     }
 }

@@ -243,6 +243,19 @@ fn keepalives_keep_an_idle_session_alive() {
 }
 
 #[test]
+fn a_deadline_shorter_than_the_keepalive_still_keeps_an_idle_session_alive() {
+    // The gateway sets the peer deadline from the descriptor (e.g. 8 s) while the keepalive
+    // default is 10 s: an idle, healthy peer must not be declared lost.
+    let cfg = Config { peer_deadline: Duration::from_secs(8), keepalive: Duration::from_secs(10), ..Config::default() };
+    let mut p = Pair::new(cfg, 13, Impair::default());
+    let start = p.now;
+    while p.now < start + Duration::from_secs(60) {
+        p.step();
+    }
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+}
+
+#[test]
 fn reset_close_and_flow_control() {
     let cfg = Config { stream_window: 4096, send_buffer: 8192, ..Config::default() };
     let mut p = Pair::new(cfg, 11, Impair::default());

@@ -70,6 +70,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// True if this rule asks for any proof at all (an empty rule admits without one).
+    pub fn asks_anything(&self) -> bool {
+        self.wants_account() || !self.issuers.is_empty()
+    }
+
     /// True if SIWE can satisfy this rule at all.
     pub fn wants_account(&self) -> bool {
         self.any_account || !self.accounts.is_empty()

@@ -39,7 +39,7 @@ fn credential(issuer: &Party, subject: &str, types: &[&str], from: u64, until: O
     vc::issue(&c, &issuer.kid, &issuer.key).unwrap()
 }
 
-fn vp(s: &Signed, holder: &Party, creds: &[String], now: u64) -> Value {
+fn vp(s: &Session, holder: &Party, creds: &[String], now: u64) -> Value {
     let creds: Vec<Value> = creds.iter().map(|c| json!(c)).collect();
     serde_json::to_value(vp_present(s, &holder.did, &creds, &holder.kid, &holder.key, now).unwrap()).unwrap()
 }

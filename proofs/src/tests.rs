@@ -5,10 +5,9 @@ use serde_json::{json, Value};
 
 use super::eth::{Account, LocalKey};
 use super::*;
-use crate::descriptor::{Descriptor, MpcOptions, Program, Signed, VERSION};
 
 /// [`super::admit`] with the standard resolver (did:key, did:peer), run to completion.
-pub(super) fn admit(s: &Signed, party: &str, proof: Option<&Value>, now: u64) -> Result<Option<Identity>> {
+pub(super) fn admit(s: &Session, party: &str, proof: Option<&Value>, now: u64) -> Result<Option<Identity>> {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(super::admit(s, party, proof, &did_core::Resolver::default(), now))
 }
@@ -18,28 +17,18 @@ const ALICE: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
 const BOB: &str = "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG";
 const HOST: &str = "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WXWSkDu8K4p";
 
-fn session(id: &str, proofs: Value) -> Signed {
+fn session(id: &str, proofs: Value) -> Session {
     session_with(id, proofs, &[ALICE, BOB])
 }
 
-/// A signed-looking session (no JWS) hosted by HOST with these invitees.
-pub(super) fn session_with(id: &str, proofs: Value, invitees: &[&str]) -> Signed {
+/// A session hosted by HOST with these invitees, joinable until NOW + 600; its digest
+/// stands in for a signed descriptor's (it covers the id, roster and policy).
+pub(super) fn session_with(id: &str, proofs: Value, invitees: &[&str]) -> Session {
     let mut roster = vec![HOST.to_owned()];
     roster.extend(invitees.iter().map(|d| d.to_string()));
-    let d = Descriptor {
-        v: VERSION,
-        id: id.into(),
-        host: HOST.into(),
-        roster,
-        program: Program { name: "p.py".into(), sha256: "0".repeat(64), args: vec![], mpyc: "0.10".into() },
-        mpyc: MpcOptions::default(),
-        proofs,
-        created: NOW - 10,
-        expires: NOW + 600,
-        peer_deadline_secs: 30,
-    };
-    let digest = Sha256::digest(serde_json::to_vec(&d).unwrap()).into();
-    Signed { descriptor: d, jws: Value::Null, digest }
+    let payload = json!({"id": id, "host": HOST, "roster": roster, "proofs": proofs, "expires": NOW + 600});
+    let digest = Sha256::digest(serde_json::to_vec(&payload).unwrap()).into();
+    Session { id: id.into(), digest, join_deadline: NOW + 600, policy: proofs }
 }
 
 fn policy_for(accounts: &[&Account]) -> Value {
@@ -170,7 +159,7 @@ fn each_bad_proof_is_refused_for_its_own_reason() {
 
     // Replayed into another session: same host, same roster, another id, so another
     // nonce and domain; and a new descriptor version of the same id (another nonce).
-    let other_session = session("EBESExQVFhcYGRobHB0eHw", s.descriptor.proofs.clone());
+    let other_session = session("EBESExQVFhcYGRobHB0eHw", s.policy.clone());
     assert_eq!(reason(admit(&other_session, ALICE, Some(&p), NOW)), ProofReason::NonceReused);
     let mut same_id = s.clone();
     same_id.digest[0] ^= 1;

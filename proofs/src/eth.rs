@@ -272,7 +272,7 @@ pub fn hex_encode(b: &[u8]) -> String {
 
 /// Hex (either case) to bytes; None if odd length or not hex.
 pub fn hex_decode(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
