@@ -49,6 +49,9 @@ pub enum Error {
     /// The relay connection task cannot take another route right now.
     #[error("relay connection to {0} is overloaded")]
     Overloaded(String),
+    /// An instance link's handshake failed (`crate::mesh`).
+    #[error("instance link: {0}")]
+    Link(String),
     /// Looking up a route reservation failed (the mediator's store).
     #[error("route reservation lookup failed: {0}")]
     Reservations(String),

@@ -41,13 +41,17 @@ pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod error;
+#[cfg(feature = "server")]
+pub mod mesh;
 pub mod proto;
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(any(feature = "server", feature = "client", feature = "ws"))]
 mod pump;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use error::{Error, Result};
 pub use proto::{Frame, JoinStatus, RouteId, MAX_FRAME};
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(any(feature = "server", feature = "client", feature = "ws"))]
 pub use pump::FrameSocket;

@@ -4,7 +4,6 @@
 //! what is unacknowledged), and re-joins a route it was displaced from.
 
 mod conn;
-mod ws;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use session::Link;
 use tokio::sync::mpsc;
 
-pub use ws::{ws_config, WsSocket, READ_BUFFER};
+pub use crate::ws::{ws_config, WsSocket, READ_BUFFER};
 
 use crate::auth::{RouteKey, SlotSecret};
 use crate::error::{Error, Result};

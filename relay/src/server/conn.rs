@@ -45,8 +45,50 @@ impl Exit {
 enum Event {
     /// A JOIN (the reservation lookup is asynchronous).
     Join { route: RouteId, slot: u8, mac: [u8; MAC_LEN] },
+    /// The connection gave up its slot of a route (the reservations hear of it).
+    Left { route: RouteId, slot: u8 },
     /// The connection is over.
     Exit(Exit),
+}
+
+/// Watches that a socket takes frames while frames wait for it.
+pub(super) struct Stall {
+    /// Frames were waiting for the socket at the end of the last round.
+    waiting: bool,
+    /// Since when the socket has taken nothing while frames wait: the later of the last
+    /// write and the moment frames started waiting.
+    since: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Stall {
+    pub(super) fn new(limit: std::time::Duration) -> Stall {
+        let now = Instant::now();
+        Stall { waiting: false, since: now, timer: Box::pin(sleep_until(now + limit)) }
+    }
+
+    /// End of a pump round: true when frames have waited `limit` for a socket that took none.
+    pub(super) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        wrote: bool,
+        pending: bool,
+        limit: std::time::Duration,
+    ) -> bool {
+        if !pending {
+            self.waiting = false;
+            return false;
+        }
+        if wrote || !self.waiting {
+            self.since = Instant::now();
+            self.waiting = true;
+        }
+        let deadline = self.since + limit;
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        self.timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 struct ServerSide<'a> {
@@ -55,12 +97,7 @@ struct ServerSide<'a> {
     inbox: Inbox,
     nonce: [u8; NONCE_LEN],
     joined: Vec<RouteId>,
-    /// Frames were waiting for the socket at the end of the last round.
-    waiting: bool,
-    /// Since when the socket has taken nothing while frames wait: the later of the last
-    /// write and the moment frames started waiting.
-    since: Instant,
-    stall: Pin<Box<Sleep>>,
+    stall: Stall,
 }
 
 impl ServerSide<'_> {
@@ -91,8 +128,10 @@ impl Side for ServerSide<'_> {
             Ok(Frame::Data { route, .. }) => self.relay.data(self.member.conn, route, frame),
             Ok(Frame::Join { route, slot, mac }) => return Some(Event::Join { route, slot, mac }),
             Ok(Frame::Leave { route }) => {
-                self.relay.leave(&route, self.member.conn);
                 self.joined.retain(|r| *r != route);
+                if let Some(slot) = self.relay.leave(&route, self.member.conn) {
+                    return Some(Event::Left { route, slot });
+                }
             }
             // Frames only the relay sends, and frames that do not decode.
             Ok(_) | Err(_) => self.refuse_malformed(frame.first().copied()),
@@ -108,20 +147,10 @@ impl Side for ServerSide<'_> {
     }
 
     fn poll_end(&mut self, cx: &mut Context<'_>, wrote: bool, unflushed: bool) -> Option<Event> {
-        if !unflushed && self.inbox.queued() == 0 {
-            self.waiting = false;
-            return None;
-        }
-        if wrote || !self.waiting {
-            self.since = Instant::now();
-            self.waiting = true;
-        }
-        // Frames wait: the socket must take some within the stall time.
-        let deadline = self.since + self.relay.limits.stall;
-        if self.stall.deadline() != deadline {
-            self.stall.as_mut().reset(deadline);
-        }
-        self.stall.as_mut().poll(cx).is_ready().then_some(Event::Exit(Exit::Disconnected(Disconnect::Stalled)))
+        let pending = unflushed || self.inbox.queued() > 0;
+        self.stall
+            .poll(cx, wrote, pending, self.relay.limits.stall)
+            .then_some(Event::Exit(Exit::Disconnected(Disconnect::Stalled)))
     }
 }
 
@@ -139,17 +168,8 @@ impl Relay {
         let nonce = auth::nonce();
         member.outbox.push_control(Frame::Challenge { nonce }.encode());
         self.counters.connections.fetch_add(1, Relaxed);
-        let now = Instant::now();
-        let mut side = ServerSide {
-            relay: self,
-            member,
-            inbox,
-            nonce,
-            joined: Vec::new(),
-            waiting: false,
-            since: now,
-            stall: Box::pin(sleep_until(now + self.limits.stall)),
-        };
+        let mut side =
+            ServerSide { relay: self, member, inbox, nonce, joined: Vec::new(), stall: Stall::new(self.limits.stall) };
         let mut pump = Pump::default();
         let mut shutdown = pin!(shutdown);
         let mut refused = 0u32;
@@ -163,8 +183,12 @@ impl Relay {
                 Event::Join { route, slot, mac } => {
                     let found = reservations.reservation(route).await;
                     match self.join(&side.member, &side.nonce, route, slot, &mac, found) {
-                        JoinStatus::Ok if !side.joined.contains(&route) => side.joined.push(route),
-                        JoinStatus::Ok => {}
+                        JoinStatus::Ok => {
+                            if !side.joined.contains(&route) {
+                                side.joined.push(route);
+                            }
+                            reservations.joined(route, slot);
+                        }
                         status => {
                             tracing::debug!(route = %route.fmt_short(), status = status.as_str(), "join refused");
                             refused += 1;
@@ -174,11 +198,14 @@ impl Relay {
                         }
                     }
                 }
+                Event::Left { route, slot } => reservations.left(route, slot),
                 Event::Exit(e) => break e,
             }
         };
         for route in &side.joined {
-            self.leave(route, side.member.conn);
+            if let Some(slot) = self.leave(route, side.member.conn) {
+                reservations.left(*route, slot);
+            }
         }
         if let Exit::Disconnected(d) = exit {
             self.counters.disconnects[d as usize].fetch_add(1, Relaxed);

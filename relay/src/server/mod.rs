@@ -16,6 +16,7 @@
 //! [`FrameSocket`]: crate::FrameSocket
 
 mod conn;
+mod mesh;
 mod outbox;
 mod stats;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use conn::Exit;
+pub use mesh::{LinkConn, LinkHandle};
 pub use outbox::{CONTROL_SLACK, FRAME_OVERHEAD};
 pub use stats::{Disconnect, DropReason, Stats};
 
@@ -85,10 +87,19 @@ pub struct Reservation {
     pub expires_at: u64,
 }
 
-/// Where the relay looks reservations up (the mediator's durable store).
+/// Where the relay looks reservations up (the mediator's durable store), and whom it tells
+/// where members are (a cluster's route directory).
 pub trait Reservations: Send + Sync {
     /// The unexpired reservation of `route`, if any.
     fn reservation(&self, route: RouteId) -> impl Future<Output = Result<Option<Reservation>>> + Send;
+
+    /// A client connection of this relay took `slot` of `route` (a JOIN was admitted).
+    /// A cluster records it in its route directory and tells the instance holding the other
+    /// slot (see [`crate::mesh`]). Must not block.
+    fn joined(&self, _route: RouteId, _slot: u8) {}
+
+    /// The client connection holding `slot` of `route` here left it (LEAVE, or it closed).
+    fn left(&self, _route: RouteId, _slot: u8) {}
 }
 
 /// One connection, as the routes it is a member of see it.
@@ -96,6 +107,8 @@ pub trait Reservations: Send + Sync {
 pub(crate) struct Member {
     pub conn: u64,
     pub outbox: Outbox,
+    /// An instance link (the route's member sits on another instance), not a client.
+    pub link: bool,
 }
 
 struct RouteState {
@@ -220,6 +233,7 @@ impl Relay {
             held_bytes: held as u64,
             queued_bytes: self.queued_total.load(Acquire) as u64,
             connections: c.connections.load(Relaxed),
+            links: c.links.load(Relaxed),
             routes: routes as u64,
         }
     }
@@ -228,7 +242,7 @@ impl Relay {
     pub(crate) fn new_member(&self) -> (Member, outbox::Inbox) {
         let (outbox, inbox) =
             outbox::queue(self.limits.queue_bytes_per_conn, self.queued_total.clone(), self.limits.queue_bytes_total);
-        (Member { conn: self.next_conn.fetch_add(1, Relaxed), outbox }, inbox)
+        (Member { conn: self.next_conn.fetch_add(1, Relaxed), outbox, link: false }, inbox)
     }
 
     /// Answers a JOIN by `m` (challenged with `nonce`) of `slot` of `route`, whose
@@ -266,7 +280,31 @@ impl Relay {
 
     fn admit(&self, m: &Member, route: RouteId, s: usize, r: Reservation) {
         let mut st = lock(&self.state);
-        // State left by an earlier reservation of the same id by another client.
+        let rs = self.route_state(&mut st, route, &r);
+        if let Some(old) = rs.slots[s].replace(m.clone()) {
+            // A member that moved here from another instance displaces nobody here.
+            if !old.outbox.same(&m.outbox) && !old.link {
+                old.outbox.push_control(Frame::Displaced { route, slot: s as u8 }.encode());
+                self.counters.displaced.fetch_add(1, Relaxed);
+            }
+        }
+        m.outbox.push_control(Frame::Joined { route, status: JoinStatus::Ok }.encode());
+        let other = rs.slots[1 - s].clone();
+        for f in st.take_held(&route, s) {
+            match m.outbox.push_data(f) {
+                Ok(()) => self.counters.forward(),
+                Err(why) => self.counters.drop(why),
+            }
+        }
+        m.outbox.push_control(Frame::Peer { route, up: other.is_some() }.encode());
+        if let Some(o) = other.filter(|o| !o.link) {
+            o.outbox.push_control(Frame::Peer { route, up: true }.encode());
+        }
+    }
+
+    /// The state of `route` under reservation `r`, made when missing; what an earlier
+    /// reservation of the same id by another client held is dropped.
+    fn route_state<'s>(&self, st: &'s mut State, route: RouteId, r: &Reservation) -> &'s mut RouteState {
         if st.routes.get(&route).is_some_and(|rs| rs.owner != r.owner) {
             for slot in 0..2 {
                 let n = st.take_held(&route, slot).len();
@@ -286,24 +324,7 @@ impl Relay {
         });
         rs.expires_at = r.expires_at;
         rs.expired = false;
-        if let Some(old) = rs.slots[s].replace(m.clone()) {
-            if !old.outbox.same(&m.outbox) {
-                old.outbox.push_control(Frame::Displaced { route, slot: s as u8 }.encode());
-                self.counters.displaced.fetch_add(1, Relaxed);
-            }
-        }
-        m.outbox.push_control(Frame::Joined { route, status: JoinStatus::Ok }.encode());
-        let other_up = rs.slots[1 - s].as_ref().map(|o| o.outbox.clone());
-        for f in st.take_held(&route, s) {
-            match m.outbox.push_data(f) {
-                Ok(()) => self.counters.forward(),
-                Err(why) => self.counters.drop(why),
-            }
-        }
-        m.outbox.push_control(Frame::Peer { route, up: other_up.is_some() }.encode());
-        if let Some(o) = other_up {
-            o.push_control(Frame::Peer { route, up: true }.encode());
-        }
+        rs
     }
 
     /// Passes a DATA `frame` of `route` from connection `conn` to the other member (or
@@ -314,7 +335,7 @@ impl Relay {
                 let _ = tap.send(frame.clone());
             }
         }
-        let outcome = self.route_data(conn, route, frame);
+        let outcome = self.route_data(conn, route, frame, false);
         match outcome {
             Ok(true) => self.counters.forward(),
             Ok(false) => {}
@@ -322,8 +343,9 @@ impl Relay {
         }
     }
 
-    /// Ok(true) forwarded, Ok(false) held.
-    fn route_data(&self, conn: u64, route: RouteId, frame: Bytes) -> Result<bool, DropReason> {
+    /// Ok(true) forwarded, Ok(false) held. A frame that came over an instance link goes
+    /// only to a client of this instance (one hop between instances, never two).
+    fn route_data(&self, conn: u64, route: RouteId, frame: Bytes, from_link: bool) -> Result<bool, DropReason> {
         let mut guard = lock(&self.state);
         let State { routes, owners, held_total } = &mut *guard;
         let rs = routes.get_mut(&route).ok_or(DropReason::NotMember)?;
@@ -331,6 +353,9 @@ impl Relay {
             rs.slots.iter().position(|x| x.as_ref().is_some_and(|x| x.conn == conn)).ok_or(DropReason::NotMember)?;
         let o = 1 - s;
         if let Some(other) = &rs.slots[o] {
+            if from_link && other.link {
+                return Err(DropReason::NotMember);
+            }
             return other.outbox.push_data(frame).map(|()| true);
         }
         if rs.expired {
@@ -356,19 +381,30 @@ impl Relay {
         Ok(false)
     }
 
-    /// Takes connection `conn` out of `route` (LEAVE, or the connection ended).
-    pub(crate) fn leave(&self, route: &RouteId, conn: u64) {
+    /// Takes connection `conn` out of `route` (LEAVE, or the connection ended); returns the
+    /// slot it held, if it still held one. The other member hears of it: PEER down for a
+    /// client here, DETACH for an instance link.
+    pub(crate) fn leave(&self, route: &RouteId, conn: u64) -> Option<u8> {
         let mut st = lock(&self.state);
-        let Some(rs) = st.routes.get_mut(route) else { return };
+        let rs = st.routes.get_mut(route)?;
+        let mut vacated = None;
         for s in 0..2 {
             if rs.slots[s].as_ref().is_some_and(|x| x.conn == conn) {
-                rs.slots[s] = None;
-                if let Some(o) = &rs.slots[1 - s] {
-                    o.outbox.push_control(Frame::Peer { route: *route, up: false }.encode());
+                let was_link = rs.slots[s].take().is_some_and(|m| m.link);
+                if !was_link {
+                    vacated = Some(s as u8);
+                }
+                match &rs.slots[1 - s] {
+                    Some(o) if o.link && !was_link => {
+                        o.outbox.push_control(crate::mesh::LinkFrame::Detach { route: *route, slot: s as u8 }.encode())
+                    }
+                    Some(o) if !o.link => o.outbox.push_control(Frame::Peer { route: *route, up: false }.encode()),
+                    _ => {}
                 }
             }
         }
         st.tidy(route);
+        vacated
     }
 
     /// Ends the reservations that expired by `now` (Unix seconds): frees what their routes

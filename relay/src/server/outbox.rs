@@ -121,6 +121,11 @@ impl Outbox {
         }
     }
 
+    /// Whether the connection's queue is gone (the connection ended).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Whether `other` feeds the same connection.
     pub(crate) fn same(&self, other: &Outbox) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

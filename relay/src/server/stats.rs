@@ -96,6 +96,7 @@ pub(crate) struct Counters {
     pub displaced: AtomicU64,
     pub disconnects: [AtomicU64; Disconnect::ALL.len()],
     pub connections: AtomicU64,
+    pub links: AtomicU64,
 }
 
 impl Counters {
@@ -131,8 +132,10 @@ pub struct Stats {
     pub held_bytes: u64,
     /// Bytes queued towards connections now.
     pub queued_bytes: u64,
-    /// Open relay connections.
+    /// Open relay connections (clients).
     pub connections: u64,
+    /// Open links to other instances of a cluster.
+    pub links: u64,
     /// Routes with a member or held frames.
     pub routes: u64,
 }

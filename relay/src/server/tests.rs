@@ -374,3 +374,154 @@ async fn a_client_that_only_sends_is_cut_when_its_answers_overflow() {
     assert!(s.dropped_for(DropReason::Malformed) as usize > (1024 + CONTROL_SLACK) / (18 + FRAME_OVERHEAD));
     assert_eq!(s.queued_bytes, 0);
 }
+
+/// Two instances joined by a link over an in-memory socket; the mediator's part (the route
+/// directory) is played by the test: it sends the ATTACH a join on one side calls for.
+struct Mesh {
+    a: &'static Relay,
+    b: &'static Relay,
+    /// a's handle on the link (to attach routes through).
+    ha: LinkHandle,
+    /// b's handle on the link.
+    hb: LinkHandle,
+    ta: tokio::task::JoinHandle<Exit>,
+}
+
+struct Fixed(RouteKey);
+impl Reservations for Fixed {
+    async fn reservation(&self, _: RouteId) -> Result<Option<Reservation>> {
+        Ok(Some(Reservation { owner: OWNER.into(), key: self.0.clone(), expires_at: 1000 }))
+    }
+}
+
+fn mesh(key: &RouteKey) -> Mesh {
+    let (a, b) = (leak(Limits::default()), leak(Limits::default()));
+    let (mut sa, mut sb) = pair(64);
+    let ((ha, ca), (hb, cb)) = (a.new_link("b"), b.new_link("a"));
+    let (k1, k2) = (key.clone(), key.clone());
+    let ta = tokio::spawn(async move { a.serve_link(ca, &mut sa, &Fixed(k1), std::future::pending()).await });
+    tokio::spawn(async move { b.serve_link(cb, &mut sb, &Fixed(k2), std::future::pending()).await });
+    Mesh { a, b, ha, hb, ta }
+}
+
+/// Polls `p` until it has `n` frames (the link runs in other tasks).
+async fn frames_of(p: &mut Peer, n: usize) -> Vec<Frame> {
+    let mut got = Vec::new();
+    for _ in 0..500 {
+        got.extend(p.frames());
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    panic!("expected {n} frames, got {got:?}");
+}
+
+#[tokio::test]
+async fn members_on_two_instances_meet_over_a_link() {
+    let (key, r) = (RouteKey::generate(), RouteId([12; 16]));
+    let m = mesh(&key);
+    let (mut p0, mut p1) = (peer(m.a), peer(m.b));
+    assert_eq!(p0.join(m.a, &key, r, 0), JoinStatus::Ok);
+    assert_eq!(p0.frames(), [Frame::Joined { route: r, status: JoinStatus::Ok }, Frame::Peer { route: r, up: false }]);
+    send(m.a, &p0, r, b"early"); // held on a: nobody holds slot 1 yet
+    assert_eq!(p1.join(m.b, &key, r, 1), JoinStatus::Ok);
+    assert_eq!(p1.frames(), [Frame::Joined { route: r, status: JoinStatus::Ok }, Frame::Peer { route: r, up: false }]);
+    // b's directory says slot 0 is on a: b attaches slot 1 over the link.
+    m.hb.attach(r, 1);
+    assert_eq!(frames_of(&mut p0, 1).await, [Frame::Peer { route: r, up: true }]);
+    // a answered with its own slot, then sent the held frame over: p1 sees both.
+    assert_eq!(frames_of(&mut p1, 2).await, [Frame::Peer { route: r, up: true }, data(r, b"early")]);
+    send(m.a, &p0, r, b"to b");
+    send(m.b, &p1, r, b"to a");
+    assert_eq!(frames_of(&mut p1, 1).await, [data(r, b"to b")]);
+    assert_eq!(frames_of(&mut p0, 1).await, [data(r, b"to a")]);
+    assert_eq!((m.a.stats().links, m.b.stats().links), (1, 1));
+    // p1 leaves: a hears DETACH and tells p0.
+    assert_eq!(m.b.leave(&r, p1.m.conn), Some(1));
+    assert_eq!(frames_of(&mut p0, 1).await, [Frame::Peer { route: r, up: false }]);
+    send(m.a, &p0, r, b"held again");
+    assert_eq!(m.a.stats().held_bytes, held_cost(10 + 17) as u64);
+    // p1 comes back on a (it reconnected through the load balancer): local again, and the
+    // frame held for it is there; the link's slot is simply replaced, nobody displaced.
+    let mut p1a = peer(m.a);
+    assert_eq!(p1a.join(m.a, &key, r, 1), JoinStatus::Ok);
+    assert_eq!(
+        p1a.frames(),
+        [
+            Frame::Joined { route: r, status: JoinStatus::Ok },
+            data(r, b"held again"),
+            Frame::Peer { route: r, up: true }
+        ]
+    );
+    assert_eq!(m.a.stats().displaced, 0);
+    drop(m.ta);
+    let _ = m.ha.peer();
+}
+
+#[tokio::test]
+async fn a_member_that_moves_to_another_instance_displaces_its_old_self_and_frames_follow() {
+    let (key, r) = (RouteKey::generate(), RouteId([13; 16]));
+    let m = mesh(&key);
+    let (mut p0, mut old1) = (peer(m.a), peer(m.a));
+    p0.join(m.a, &key, r, 0);
+    old1.join(m.a, &key, r, 1);
+    let _ = (p0.frames(), old1.frames());
+    // slot 1's member reconnects to b (its connection to a is half dead): b attaches it.
+    let mut new1 = peer(m.b);
+    assert_eq!(new1.join(m.b, &key, r, 1), JoinStatus::Ok);
+    m.hb.attach(r, 1);
+    assert_eq!(frames_of(&mut old1, 1).await, [Frame::Displaced { route: r, slot: 1 }]);
+    assert_eq!(frames_of(&mut new1, 3).await[2], Frame::Peer { route: r, up: true }, "a answered with slot 0");
+    send(m.a, &p0, r, b"follows");
+    assert_eq!(frames_of(&mut new1, 1).await, [data(r, b"follows")]);
+    // frames from the old connection go nowhere
+    send(m.a, &old1, r, b"stale");
+    assert!(p0.frames().iter().all(|f| *f != data(r, b"stale")));
+    // A link frame is never passed on over another link (one hop only).
+    let (hc, _cc) = m.a.new_link("c");
+    let _ = hc;
+    assert_eq!(m.a.stats().dropped_for(DropReason::NotMember), 1);
+}
+
+#[tokio::test]
+async fn a_link_that_ends_empties_the_slots_it_held() {
+    let (key, r) = (RouteKey::generate(), RouteId([14; 16]));
+    let m = mesh(&key);
+    let (mut p0, mut p1) = (peer(m.a), peer(m.b));
+    p0.join(m.a, &key, r, 0);
+    p1.join(m.b, &key, r, 1);
+    m.hb.attach(r, 1);
+    frames_of(&mut p0, 3).await;
+    frames_of(&mut p1, 3).await;
+    m.ta.abort(); // a's side of the link goes (the instance died)
+    assert_eq!(frames_of(&mut p1, 1).await, [Frame::Peer { route: r, up: false }], "b's client hears of it");
+    send(m.b, &p1, r, b"waits");
+    assert_eq!(m.b.stats().held_bytes, held_cost(5 + 17) as u64, "held for whoever takes slot 0 next");
+    assert!(m.ha.is_closed());
+}
+
+#[tokio::test]
+async fn link_junk_is_counted_and_data_for_unknown_routes_dropped() {
+    let key = RouteKey::generate();
+    let relay = leak(Limits::default());
+    let (mut far, mut near) = pair(8);
+    let (_h, c) = relay.new_link("x");
+    let task = tokio::spawn(async move { relay.serve_link(c, &mut near, &Fixed(key), std::future::pending()).await });
+    far.send(Bytes::from_static(&[0x91, 1, 2])).await.unwrap();
+    far.send(data_frame(&RouteId([1; 16]), b"nobody")).await.unwrap();
+    far.send(crate::mesh::LinkFrame::Detach { route: RouteId([1; 16]), slot: 0 }.encode()).await.unwrap();
+    far.send(crate::mesh::LinkFrame::Attach { route: RouteId([2; 16]), slot: 0, reply: true }.encode()).await.unwrap();
+    let counted = |s: &Stats| (s.dropped_for(DropReason::Malformed), s.dropped_for(DropReason::NotMember));
+    for _ in 0..500 {
+        if counted(&relay.stats()) == (1, 1) && relay.stats().routes == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(counted(&relay.stats()), (1, 1));
+    assert_eq!((relay.stats().links, relay.stats().routes), (1, 1), "the ATTACH made a route with the link in it");
+    drop(far);
+    assert_eq!(task.await.unwrap(), Exit::Closed);
+    assert_eq!((relay.stats().links, relay.stats().routes), (0, 0), "and its end forgets it");
+}

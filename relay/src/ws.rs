@@ -1,4 +1,5 @@
-//! A tungstenite WebSocket as a [`FrameSocket`](crate::FrameSocket).
+//! A tungstenite WebSocket as a [`FrameSocket`](crate::FrameSocket): the relay client's
+//! sockets, and the mediator's instance links.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
