@@ -218,9 +218,14 @@ pub enum MediatorCommand {
         /// TOML configuration file (see mediator/config.dev.toml).
         #[arg(long, value_name = "FILE", env = "DIDMPC_MEDIATOR_CONFIG")]
         config: Option<PathBuf>,
-        /// SQLite database [default: the config's, or mediator.db in the home directory].
+        /// SQLite database [default: the config's, or mediator.db in the home directory]; with
+        /// --store, the keystore is still `<db>.keys`.
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// Keep queues, grants and routes in Redis (`redis://HOST:PORT/DB`), so several
+        /// instances with the same identity serve one mediator behind a load balancer.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
         /// Public base URL parties use (repeatable); overrides the config's.
         #[arg(long = "public-url", value_name = "URL")]
         public_urls: Vec<String>,

@@ -20,7 +20,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The mediator's own DID.
     pub identity: IdentityConfig,
-    /// The durable store.
+    /// The durable store: a `[store]` table, or `store = "redis://HOST:PORT/DB"` for short.
+    #[serde(deserialize_with = "store_field")]
     pub store: StoreConfig,
     /// Who may register.
     pub policy: PolicyConfig,
@@ -30,6 +31,8 @@ pub struct Config {
     pub relay: RelayConfig,
     /// did:web resolution: what it may reach, and for whom it is done.
     pub resolver: ResolverConfig,
+    /// Several instances sharing one Redis store (`specs/mediator.md`, "Cluster").
+    pub cluster: ClusterConfig,
 }
 
 /// `[server]`
@@ -73,6 +76,10 @@ pub struct IdentityConfig {
     pub method: IdentityMethod,
     /// The did:web host part, e.g. `m.example.com` or `localhost%3A7080` (method `web`).
     pub web_host: Option<String>,
+    /// The keystore directory holding the mediator's keys (default: `<store.db>.keys`).
+    /// Instances of a cluster share one identity: point them at the same directory (or
+    /// copies of it).
+    pub keys: Option<PathBuf>,
 }
 
 /// DID method of the mediator's own DID.
@@ -90,7 +97,13 @@ pub enum IdentityMethod {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// SQLite database file (default `mediator.db`; `--db` overrides).
+    /// `redis://HOST:PORT/DB`: keep everything in Redis, so several instances can serve one
+    /// mediator (`--store` overrides). Unset (default): the SQLite file `db`.
+    pub url: Option<String>,
+    /// Prefix of every Redis key (default `didmpc:`), so mediators can share one Redis.
+    pub redis_prefix: String,
+    /// SQLite database file (default `mediator.db`; `--db` overrides). With Redis, only its
+    /// name matters: the keystore defaults to `<db>.keys`.
     pub db: PathBuf,
     /// `normal`: a committed message survives a process crash (default);
     /// `full`: it also survives power loss (fsync per batch, slower).
@@ -101,8 +114,68 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { db: PathBuf::from("mediator.db"), sync: SyncMode::Normal, batch: 512 }
+        StoreConfig {
+            url: None,
+            redis_prefix: crate::store::redis::DEFAULT_PREFIX.into(),
+            db: PathBuf::from("mediator.db"),
+            sync: SyncMode::Normal,
+            batch: 512,
+        }
     }
+}
+
+impl StoreConfig {
+    /// The Redis URL, when the store is Redis.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.url {
+            if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+                return Err(Error::Config(format!("store: {url:?} is not a redis:// URL")));
+            }
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.len() > 64 {
+            return Err(Error::Config("store.redis_prefix must be 1 to 64 characters".into()));
+        }
+        if self.batch == 0 {
+            return Err(Error::Config("store.batch must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `store = "redis://…"` or a `[store]` table.
+fn store_field<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<StoreConfig, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = StoreConfig;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a redis:// URL or a [store] table")
+        }
+        fn visit_str<E: serde::de::Error>(self, url: &str) -> std::result::Result<StoreConfig, E> {
+            Ok(StoreConfig { url: Some(url.to_owned()), ..StoreConfig::default() })
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> std::result::Result<StoreConfig, M::Error> {
+            StoreConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `[cluster]`: what instances sharing a Redis store need of each other.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The base URL other instances reach this one at for instance links (`<url>/cluster/link`),
+    /// e.g. `http://10.0.0.5:7080`: its own address, not the load balancer's. Default
+    /// `http://<listen address>` (then the listen address must not be unspecified).
+    pub advertise_url: Option<String>,
+    /// A file holding the cluster secret (at least 32 bytes) that authenticates instance
+    /// links. Default: a key derived from the mediator's own X25519 key, which every
+    /// instance of one mediator holds anyway.
+    pub secret_file: Option<PathBuf>,
 }
 
 /// SQLite durability level.
@@ -370,8 +443,11 @@ impl Config {
         if self.resolver.timeout_ms == 0 {
             return Err(Error::Config("resolver.timeout_ms must be positive".into()));
         }
-        if self.store.batch == 0 {
-            return Err(Error::Config("store.batch must be at least 1".into()));
+        self.store.validate()?;
+        if let Some(url) = &self.cluster.advertise_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Config(format!("cluster.advertise_url: {url} must start with http:// or https://")));
+            }
         }
         self.relay.validate()
     }
@@ -438,5 +514,18 @@ mod tests {
         let c = Config::from_toml("[resolver]\nallow_private_addresses = true\nweb_senders = \"any\"").unwrap();
         assert_eq!(c.resolver.policy().reach, did_core::Reach::Private);
         assert!(Config::from_toml("").is_ok());
+        assert!(Config::from_toml("store = \"postgres://x\"").is_err());
+        assert!(Config::from_toml("[store]\nurl = \"redis://h:1/0\"\nbach = 1").is_err(), "typos in the table");
+        assert!(Config::from_toml("[cluster]\nadvertise_url = \"10.0.0.5:7080\"").is_err());
+    }
+
+    #[test]
+    fn the_store_is_a_table_or_a_redis_url() {
+        let short = Config::from_toml("store = \"redis://127.0.0.1:6379/2\"").unwrap();
+        assert_eq!(short.store.redis_url(), Some("redis://127.0.0.1:6379/2"));
+        assert_eq!(short.store.redis_prefix, "didmpc:");
+        let table = Config::from_toml("[store]\nurl = \"redis://r:6379/0\"\nredis_prefix = \"m1:\"").unwrap();
+        assert_eq!((table.store.redis_url(), table.store.redis_prefix.as_str()), (Some("redis://r:6379/0"), "m1:"));
+        assert_eq!(Config::default().store.redis_url(), None, "SQLite by default");
     }
 }

@@ -16,6 +16,7 @@
 //! short links, DID rotation through `from_prior`. See `specs/mediator.md`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod limits;
@@ -28,6 +29,8 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod transport;
 
 pub use config::Config;

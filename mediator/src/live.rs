@@ -26,8 +26,10 @@ pub struct Live {
 
 impl Live {
     /// Enables or disables live delivery of `client`'s messages on connection `conn`.
-    pub fn set(&self, client: &str, conn: u64, tx: &Outbound, on: bool) {
+    /// Returns whether `client` is live on some connection here now, if that changed.
+    pub fn set(&self, client: &str, conn: u64, tx: &Outbound, on: bool) -> Option<bool> {
         let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let before = map.contains_key(client);
         let list = map.entry(client.to_owned()).or_default();
         list.retain(|(id, _)| *id != conn);
         if on {
@@ -36,15 +38,28 @@ impl Live {
         if list.is_empty() {
             map.remove(client);
         }
+        let after = map.contains_key(client);
+        (before != after).then_some(after)
     }
 
-    /// Forgets a closed connection everywhere.
-    pub fn drop_conn(&self, conn: u64) {
+    /// Forgets a closed connection everywhere; returns the clients no longer live here.
+    pub fn drop_conn(&self, conn: u64) -> Vec<String> {
         let mut map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, list| {
+        let mut gone = Vec::new();
+        map.retain(|client, list| {
             list.retain(|(id, _)| *id != conn);
+            if list.is_empty() {
+                gone.push(client.clone());
+            }
             !list.is_empty()
         });
+        gone
+    }
+
+    /// The clients live on some connection here.
+    pub fn clients(&self) -> Vec<String> {
+        let map = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        map.keys().cloned().collect()
     }
 
     /// The connections that want `client`'s messages now.

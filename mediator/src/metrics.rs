@@ -93,6 +93,7 @@ pub fn render_relay(s: &Stats, out: &mut String) {
     family("held_bytes", "gauge", "Bytes held for absent route members", &one(s.held_bytes));
     family("queued_bytes", "gauge", "Bytes queued towards relay connections", &one(s.queued_bytes));
     family("connections", "gauge", "Open relay connections", &one(s.connections));
+    family("links", "gauge", "Open links to other instances of the cluster", &one(s.links));
     family("routes", "gauge", "Routes with a member or held frames", &one(s.routes));
 }
 

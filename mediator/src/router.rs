@@ -297,7 +297,7 @@ impl Mediator {
 
     /// Pushes a just-queued message to the client's live connections (it stays queued
     /// until the client acknowledges it with `messages-received`).
-    async fn push_live(&self, client: &str, id: String, body: &[u8]) {
+    pub(crate) async fn push_live(&self, client: &str, id: String, body: &[u8]) {
         let targets = self.live.targets(client);
         if targets.is_empty() {
             return;

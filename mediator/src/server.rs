@@ -46,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/oob", get(http::oob))
         .route("/health", get(http::health))
         .route("/metrics", get(http::metrics))
+        .route("/cluster/link", get(crate::cluster::links::upgrade))
         .with_state(app)
 }
 
@@ -68,6 +69,10 @@ pub async fn serve(
     });
     let purge = tokio::spawn(purge_loop(mediator.clone()));
     let sweep = tokio::spawn(sweep_loop(mediator.clone()));
+    let cluster_tasks = match mediator.cluster() {
+        Some(c) => crate::cluster::start(&mediator, c),
+        None => Vec::new(),
+    };
     let svc = router(app).into_make_service_with_connect_info::<PeerAddr>();
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let mut stop_wait = stop_rx;
@@ -101,6 +106,12 @@ pub async fn serve(
     };
     purge.abort();
     sweep.abort();
+    for t in cluster_tasks {
+        t.abort();
+    }
+    if let Some(c) = mediator.cluster() {
+        c.shut_down();
+    }
     result.map_err(Into::into)
 }
 

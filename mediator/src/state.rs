@@ -13,11 +13,12 @@ use did_core::{
     VerificationMethod,
 };
 
+use crate::cluster::Cluster;
 use crate::config::{Config, IdentityMethod};
 use crate::error::{Error, Result};
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::store::{SqliteStore, Store};
+use crate::store::{RedisStore, SqliteStore, Store};
 
 /// Shared state of a running mediator.
 pub struct Mediator {
@@ -38,29 +39,51 @@ pub struct Mediator {
     pub(crate) relay: relay::server::Relay,
     /// Bytes of buffers held in memory (`limits.memory_budget_bytes`).
     pub(crate) memory: Arc<crate::quota::MemoryBudget>,
+    /// This instance's part in a cluster (with a Redis store).
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 impl Mediator {
-    /// Opens the store named in `config`, loads or creates the mediator's identity for
-    /// the addresses it will be reached at, and returns the shared state.
+    /// Opens the store named in `config` (SQLite, or Redis as one instance of a cluster),
+    /// loads or creates the mediator's identity for the addresses it will be reached at, and
+    /// returns the shared state.
     pub async fn open(config: Config, listen: SocketAddr) -> Result<Arc<Mediator>> {
         config.validate()?;
-        let store = SqliteStore::open(&config.store.db, config.store.sync, config.store.batch)?;
-        Mediator::with_store(config, listen, Arc::new(store))
+        let Some(url) = config.store.redis_url() else {
+            let store = SqliteStore::open(&config.store.db, config.store.sync, config.store.batch)?;
+            return Mediator::build(config, listen, Arc::new(store), None);
+        };
+        let instance = crate::cluster::new_instance_id();
+        let redis = RedisStore::connect(url, &config.store.redis_prefix, &instance).await?;
+        tracing::info!(%instance, "mediator instance on a Redis store");
+        Mediator::build(config, listen, Arc::new(redis.clone()), Some(redis))
     }
 
-    /// Like [`Mediator::open`] with a given store.
+    /// Like [`Mediator::open`] with a given store (one instance: no cluster).
     pub fn with_store(config: Config, listen: SocketAddr, store: Arc<dyn Store>) -> Result<Arc<Mediator>> {
+        Mediator::build(config, listen, store, None)
+    }
+
+    fn build(
+        config: Config,
+        listen: SocketAddr,
+        store: Arc<dyn Store>,
+        redis: Option<RedisStore>,
+    ) -> Result<Arc<Mediator>> {
         let base_urls = config.base_urls(listen);
         let relay_limits = config.relay.limits();
         let endpoints = endpoints_for(&base_urls);
         let ks = Keystore::open(keys_dir(&config))?;
+        // Instances of a cluster may start at once on one keystore: one creates the identity,
+        // the others find it.
+        let lock = identity_lock(&ks)?;
         let identity = match config.identity.method {
             IdentityMethod::Peer => peer_identity(&ks, &endpoints)?,
             IdentityMethod::Web => {
                 web_identity(&ks, config.identity.web_host.as_deref().unwrap_or_default(), &endpoints)?
             }
         };
+        drop(lock);
         let doc = match &identity.document {
             Some(d) => d.clone(),
             None => did_core::keystore::derived_document(&identity.did)?,
@@ -81,6 +104,7 @@ impl Mediator {
             .find(|(_, k)| k.kind() == KeyKind::X25519)
             .map(|(_, k)| k.clone())
             .ok_or_else(|| Error::Config("the mediator identity has no X25519 key".into()))?;
+        let link = redis.as_ref().map(|_| link_key(&config, &x)).transpose()?;
         let routing_did = did_core::method::key::did_for(&x.public_key());
         keys.insert(format!("{routing_did}#{}", x.public_key().to_multibase()), x);
         own_dids.push(routing_did.to_string());
@@ -88,6 +112,22 @@ impl Mediator {
         resolver.insert(doc.clone());
         tracing::info!(did = %identity.did, "mediator identity");
         let memory = crate::quota::MemoryBudget::new(config.limits.memory_budget_bytes);
+        let cluster = match (redis, link) {
+            (Some(redis), Some(key)) => {
+                let advertise = match &config.cluster.advertise_url {
+                    Some(u) => u.clone(),
+                    None if listen.ip().is_unspecified() => {
+                        return Err(Error::Config(format!(
+                            "listening on {listen}: set cluster.advertise_url to the address the other instances \
+                             reach this one at"
+                        )))
+                    }
+                    None => format!("http://{listen}"),
+                };
+                Some(Arc::new(Cluster::new(redis, advertise, key)?))
+            }
+            _ => None,
+        };
         Ok(Arc::new(Mediator {
             config,
             identity,
@@ -102,7 +142,13 @@ impl Mediator {
             routing_did,
             relay: relay::server::Relay::new(relay_limits),
             memory,
+            cluster,
         }))
+    }
+
+    /// This instance's part in a cluster, when the store is Redis.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// The mediator's DID.
@@ -167,11 +213,40 @@ impl Mediator {
     }
 }
 
-/// Where the mediator's keys live: `<db>.keys/`.
+/// Where the mediator's keys live: `identity.keys`, or `<db>.keys/`.
 fn keys_dir(config: &Config) -> PathBuf {
+    if let Some(dir) = &config.identity.keys {
+        return dir.clone();
+    }
     let mut p = config.store.db.clone().into_os_string();
     p.push(".keys");
     PathBuf::from(p)
+}
+
+/// An exclusive lock on the keystore while the identity is loaded or made.
+fn identity_lock(ks: &Keystore) -> Result<std::fs::File> {
+    let f =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(ks.dir().join(".identity.lock"))?;
+    f.lock()?;
+    Ok(f)
+}
+
+/// The key authenticating instance links: from `cluster.secret_file`, or derived from the
+/// mediator's X25519 key (every instance holds it).
+fn link_key(config: &Config, x25519: &SecretKey) -> Result<relay::mesh::LinkKey> {
+    match &config.cluster.secret_file {
+        Some(path) => {
+            let secret = zeroize::Zeroizing::new(
+                std::fs::read(path)
+                    .map_err(|e| Error::Config(format!("cluster.secret_file {}: {e}", path.display())))?,
+            );
+            if secret.len() < 32 {
+                return Err(Error::Config("cluster.secret_file must hold at least 32 bytes".into()));
+            }
+            Ok(relay::mesh::LinkKey::derive(&secret))
+        }
+        None => Ok(relay::mesh::LinkKey::derive(&x25519.to_bytes())),
+    }
 }
 
 /// `<url>/didcomm` and `ws(s)://…/ws` for each base URL.

@@ -9,7 +9,7 @@ use crate::cli::MediatorCommand;
 use crate::home;
 
 pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Result<()> {
-    let MediatorCommand::Serve { listen, config, db, public_urls } = cmd;
+    let MediatorCommand::Serve { listen, config, db, store, public_urls } = cmd;
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -29,6 +29,9 @@ pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Resul
     if !public_urls.is_empty() {
         cfg.server.public_urls = public_urls;
     }
+    if store.is_some() {
+        cfg.store.url = store;
+    }
     cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -37,6 +40,9 @@ pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Resul
     let m = Mediator::open(cfg, addr).await.context("starting the mediator")?;
     println!("mediator DID: {}", m.did());
     println!("listening on: {addr}");
+    if let Some(c) = m.cluster() {
+        println!("instance:     {} (Redis store)", c.instance());
+    }
     println!("invitation:   {}", m.invitation_url());
     mediator::serve(listener, m, shutdown_signal()).await?;
     eprintln!("mediator stopped");

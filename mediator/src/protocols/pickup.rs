@@ -89,7 +89,7 @@ pub async fn handle(
                 ));
             };
             match ch {
-                Channel::Ws { conn, tx } => m.live.set(sender, *conn, tx, on),
+                Channel::Ws { conn, tx } => m.set_live(sender, *conn, tx, on).await,
                 Channel::Http if on => {
                     return Ok(problem_reply(msg, codes::LIVE_UNSUPPORTED, "Connection does not support Live Delivery"))
                 }

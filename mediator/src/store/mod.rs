@@ -1,9 +1,14 @@
-//! The durable store behind a trait, so a networked engine can replace SQLite.
+//! The durable store behind a trait: embedded SQLite for one machine (the default), Redis
+//! for several instances sharing one mediator identity (`specs/mediator.md`, "Cluster").
 
+#[cfg(test)]
+pub(crate) mod contract;
+pub mod redis;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use self::redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
@@ -229,6 +234,9 @@ pub trait Store: Send + Sync + 'static {
         max_bytes: usize,
         now: u64,
     ) -> Result<Vec<Queued>>;
+    /// One queued, unexpired message by id, with the client that owns it (what a live
+    /// notification from another instance names).
+    async fn get(&self, id: &str, now: u64) -> Result<Option<(String, Queued)>>;
     /// Deletes acknowledged messages of `client`; returns how many were deleted.
     async fn ack(&self, client: &str, ids: &[String]) -> Result<u64>;
     /// Deletes expired messages; returns how many.

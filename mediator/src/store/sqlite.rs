@@ -64,6 +64,7 @@ enum Cmd {
     Enqueue(NewMessage, QueueLimits, Reply<std::result::Result<Enqueued, Refused>>),
     Status(String, Option<String>, u64, Reply<QueueStatus>),
     Fetch(String, Option<String>, usize, usize, u64, Reply<Vec<Queued>>),
+    Get(String, u64, Reply<Option<(String, Queued)>>),
     Ack(String, Vec<String>, Reply<u64>),
     Purge(u64, Reply<u64>),
     PutOob(NewLink, u64, Reply<bool>),
@@ -172,6 +173,17 @@ impl Worker {
             Cmd::Enqueue(m, l, r) => pending(r, self.enqueue(m, l)),
             Cmd::Status(c, rec, now, r) => pending(r, self.status(&c, rec.as_deref(), now)),
             Cmd::Fetch(c, rec, lim, max, now, r) => pending(r, self.fetch(&c, rec.as_deref(), lim, max, now)),
+            Cmd::Get(id, now, r) => pending(
+                r,
+                self.conn
+                    .query_row(
+                        "SELECT client, recipient, body FROM messages WHERE id = ?1 AND expires_at > ?2",
+                        params![id, now as i64],
+                        |row| Ok((row.get(0)?, Queued { id: id.clone(), recipient: row.get(1)?, body: row.get(2)? })),
+                    )
+                    .optional()
+                    .map_err(Error::from),
+            ),
             Cmd::Ack(c, ids, r) => pending(r, self.ack(&c, &ids)),
             Cmd::Purge(now, r) => pending(r, self.purge(now)),
             Cmd::PutOob(link, max, r) => pending(r, self.put_oob(&link, max)),
@@ -341,6 +353,9 @@ impl Store for SqliteStore {
         now: u64,
     ) -> Result<Vec<Queued>> {
         self.call(|r| Cmd::Fetch(client.to_owned(), recipient.map(str::to_owned), limit, max_bytes, now, r)).await
+    }
+    async fn get(&self, id: &str, now: u64) -> Result<Option<(String, Queued)>> {
+        self.call(|r| Cmd::Get(id.to_owned(), now, r)).await
     }
     async fn ack(&self, client: &str, ids: &[String]) -> Result<u64> {
         self.call(|r| Cmd::Ack(client.to_owned(), ids.to_vec(), r)).await

@@ -158,7 +158,10 @@ pub async fn oob(State(app): State<Arc<App>>, Query(q): Query<OobQuery>) -> Resp
 
 /// `GET /health`.
 pub async fn health(State(app): State<Arc<App>>) -> Response {
-    let body = serde_json::json!({"status": "ok", "did": app.mediator.did().to_string(), "version": env!("CARGO_PKG_VERSION")});
+    let mut body = serde_json::json!({"status": "ok", "did": app.mediator.did().to_string(), "version": env!("CARGO_PKG_VERSION")});
+    if let Some(c) = app.mediator.cluster() {
+        body["instance"] = c.instance().into();
+    }
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 

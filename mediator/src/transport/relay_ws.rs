@@ -16,7 +16,9 @@ use relay::auth::RouteKey;
 use relay::server::Reservation;
 use relay::{RouteId, MAX_FRAME};
 
+use crate::cluster::RouteEvent;
 use crate::server::App;
+use crate::state::Mediator;
 use crate::store::Store;
 
 /// Bytes tungstenite reads from the socket at a time. It zeroes that much of its buffer
@@ -35,7 +37,7 @@ pub async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Respo
 async fn run(app: Arc<App>, socket: WebSocket) {
     let mut socket = Binary(socket);
     let mut shutdown = app.shutdown.clone();
-    let store = Reservations(app.mediator.store().clone());
+    let store = Reservations::new(&app.mediator);
     let exit = app
         .mediator
         .relay()
@@ -48,24 +50,50 @@ async fn run(app: Arc<App>, socket: WebSocket) {
     }
 }
 
-/// Route reservations, from the store.
-struct Reservations(Arc<dyn Store>);
+/// Route reservations, from the store; in a cluster, joins and leaves go to the route
+/// directory.
+pub(crate) struct Reservations {
+    store: Arc<dyn Store>,
+    events: Option<tokio::sync::mpsc::Sender<RouteEvent>>,
+}
+
+impl Reservations {
+    pub(crate) fn new(m: &Mediator) -> Reservations {
+        Reservations { store: m.store().clone(), events: m.cluster.as_ref().map(|c| c.route_events()) }
+    }
+
+    fn tell(&self, ev: RouteEvent) {
+        if let Some(tx) = &self.events {
+            if tx.try_send(ev).is_err() {
+                tracing::warn!(?ev, "route directory backlog full; event dropped");
+            }
+        }
+    }
+}
 
 impl relay::server::Reservations for Reservations {
     async fn reservation(&self, route: RouteId) -> relay::Result<Option<Reservation>> {
         let now = did_core::didcomm::message::now();
         let found =
-            self.0.route_reservation(&route.0, now).await.map_err(|e| relay::Error::Reservations(e.to_string()))?;
+            self.store.route_reservation(&route.0, now).await.map_err(|e| relay::Error::Reservations(e.to_string()))?;
         Ok(found.and_then(|r| {
             let key = RouteKey::from_slice(&r.key)?;
             Some(Reservation { owner: r.client.into(), key, expires_at: r.expires_at })
         }))
     }
+
+    fn joined(&self, route: RouteId, slot: u8) {
+        self.tell(RouteEvent::Joined(route, slot));
+    }
+
+    fn left(&self, route: RouteId, slot: u8) {
+        self.tell(RouteEvent::Left(route, slot));
+    }
 }
 
 /// axum's WebSocket as a socket of relay frames: binary messages are frames, a text
 /// message is an error, pings and pongs are answered by tungstenite.
-struct Binary(WebSocket);
+pub(crate) struct Binary(pub(crate) WebSocket);
 
 fn socket_error(e: axum::Error) -> relay::Error {
     relay::Error::Socket(e.to_string())

@@ -97,7 +97,7 @@ async fn run(app: Arc<App>, socket: WebSocket, peer: PeerAddr) {
             }
         }
     }
-    m.live.drop_conn(conn);
+    m.drop_live(conn).await;
     m.metrics.ws_open.fetch_sub(1, Relaxed);
 }
 

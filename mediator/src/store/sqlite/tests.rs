@@ -319,3 +319,29 @@ async fn migrates_a_version_1_database() {
     drop(s);
     cleanup(&path);
 }
+
+/// The SQLite store passes the store contract (a handle is reopened on the same file).
+mod contract {
+    use super::*;
+    use crate::store::contract::Opener;
+
+    struct Reopen(std::path::PathBuf);
+
+    impl Opener for Reopen {
+        fn open(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::sync::Arc<dyn Store>> + Send + '_>> {
+            Box::pin(async move { std::sync::Arc::new(open(&self.0)) as std::sync::Arc<dyn Store> })
+        }
+    }
+
+    impl Drop for Reopen {
+        fn drop(&mut self) {
+            cleanup(&self.0);
+        }
+    }
+
+    async fn fresh() -> Reopen {
+        Reopen(tmpdb())
+    }
+
+    crate::store_contract!(fresh);
+}
