@@ -352,12 +352,88 @@ redis.register_function('didmpc_get', function(_, a)
   return { client, redis.call('HGET', P .. 'rr', rid) or '', f.b }
 end)
 
+-- Whether the queues hold messages of more than one source (counted, expired ones included).
+local function several_sources(P, rids)
+  local seen, first = false, nil
+  for _, rid in ipairs(rids) do
+    for _, s in ipairs(redis.call('HKEYS', P .. 'sm:' .. rid)) do
+      if not seen then
+        seen, first = true, s
+      elseif s ~= first then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+-- The fetch with several sources: the sources take turns (the oldest message of each source
+-- first, then the second of each, ...; one source's messages keep their order), as SQLite's
+-- ROW_NUMBER() OVER (PARTITION BY source ORDER BY seq). Entries are scanned once without
+-- keeping bodies; the bodies of the chosen ones are read afterwards.
+local function fair_fetch(P, rids, limit, max_bytes, now)
+  local all = {}
+  for _, rid in ipairs(rids) do
+    local key, from = P .. 'q:' .. rid, '-'
+    while true do
+      local buf = redis.call('XRANGE', key, from, '+', 'COUNT', 256)
+      for _, e in ipairs(buf) do
+        local f = fields(e[2])
+        if num(f.e) > now then
+          table.insert(all, { n = num(string.match(e[1], '^(%d+)')), rid = rid, s = f.s or '', id = e[1] })
+        end
+      end
+      if #buf < 256 then
+        break
+      end
+      from = '(' .. buf[#buf][1]
+    end
+  end
+  table.sort(all, function(x, y) return x.n < y.n end)
+  local turns, picked = {}, {}
+  for _, x in ipairs(all) do
+    local t = (turns[x.s] or 0) + 1
+    turns[x.s] = t
+    if t <= limit then
+      x.turn = t
+      table.insert(picked, x)
+    end
+  end
+  table.sort(picked, function(x, y)
+    if x.turn ~= y.turn then
+      return x.turn < y.turn
+    end
+    return x.n < y.n
+  end)
+  local out, count, bytes = {}, 0, 0
+  for _, x in ipairs(picked) do
+    if count >= limit then
+      break
+    end
+    local e = redis.call('XRANGE', P .. 'q:' .. x.rid, x.id, x.id)[1]
+    local body = fields(e[2]).b
+    bytes = bytes + #body
+    if bytes > max_bytes and count > 0 then
+      break
+    end
+    table.insert(out, x.rid .. '.' .. x.n)
+    table.insert(out, redis.call('HGET', P .. 'rr', x.rid) or '')
+    table.insert(out, body)
+    count = count + 1
+  end
+  return out
+end
+
 -- fetch(P, client, recipient or "", limit, max_bytes, now) -> { id, recipient, body, ... }
--- Oldest first across the client's queues (a merge by message number), unexpired only,
--- stopping before the message that would pass max_bytes (the first is always taken).
+-- Fair between sources (see fair_fetch); with one source, oldest first across the client's
+-- queues (a merge by message number). Unexpired only, stopping before the message that would
+-- pass max_bytes (the first is always taken).
 redis.register_function('didmpc_fetch', function(_, a)
   local P, client, recipient, limit, max_bytes, now = a[1], a[2], a[3], num(a[4]), num(a[5]), num(a[6])
   local rids = queues(P, client, recipient)
+  if several_sources(P, rids) then
+    return fair_fetch(P, rids, limit, max_bytes, now)
+  end
   local chunk = 4
   if #rids == 1 then
     chunk = math.min(limit, 128)
