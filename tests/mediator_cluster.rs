@@ -1,0 +1,219 @@
+//! A mediator cluster (`specs/mediator.md`, "Cluster"): real `didmpc mediator serve`
+//! instances on a real `redis-server`, sharing one identity, behind a real HAProxy, all
+//! started here. A message accepted by one instance is picked up through another; a
+//! recipient live on one instance gets what another accepted, pushed; SIGKILL of an instance
+//! loses no accepted message and repeats none after its acknowledgement.
+
+#[path = "support/mediator.rs"]
+mod support;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::{pin, Cluster};
+use did_core::didcomm::vocab::DeliveryRequest;
+use did_core::didcomm::Message as Msg;
+use gateway::Agent;
+use support::temp_path;
+
+/// The contents of everything queued for `agent`, acknowledged as it goes.
+async fn drain(agent: &Agent) -> Vec<String> {
+    let mut got = Vec::new();
+    agent
+        .fetch(|i| {
+            let (m, _) = i.result.expect("readable");
+            got.push(m.body["content"].as_str().unwrap().to_owned());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    got
+}
+
+/// Two agents registered through the load balancer.
+async fn parties(c: &Cluster) -> (Agent, Agent) {
+    let dir = temp_path("parties");
+    let alice = Agent::init(&dir.with_file_name("alice"), &c.lb.url).await.unwrap();
+    let bob = Agent::init(&dir.with_file_name("bob"), &c.lb.url).await.unwrap();
+    (alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_accepted_by_one_instance_is_picked_up_through_another() {
+    let c = Cluster::start(2).await;
+    let (mut alice, mut bob) = parties(&c).await;
+    let bob_did = bob.file.party.to_string();
+    assert!(bob.file.mediator.http.as_deref().unwrap().starts_with(&c.lb.url), "the public URL is the balancer's");
+
+    // Pinned: alice sends through instance 0 only, bob picks up through instance 1 only.
+    pin(&mut alice, &c.lb.url, &c.url(0));
+    pin(&mut bob, &c.lb.url, &c.url(1));
+    let before = c.metric(1, "didmpc_mediator_received_total{transport=\"http\"}").await;
+    let sent: Vec<String> = (0..10).map(|i| format!("pinned-{i}")).collect();
+    for t in &sent {
+        alice.send_text(&bob_did, t).await.unwrap();
+    }
+    assert_eq!(
+        c.metric(1, "didmpc_mediator_received_total{transport=\"http\"}").await,
+        before,
+        "instance 1 received none of the sends"
+    );
+    assert_eq!(drain(&bob).await, sent, "instance 1 hands out what instance 0 accepted, in order");
+    assert!(drain(&bob).await.is_empty(), "acknowledged through instance 1: gone");
+
+    // Through the balancer: the requests are spread over both instances, and everything
+    // comes out once, whichever instance each pickup request lands on.
+    pin(&mut alice, &c.url(0), &c.lb.url);
+    pin(&mut bob, &c.url(1), &c.lb.url);
+    let http = "didmpc_mediator_received_total{transport=\"http\"}";
+    let (r0, r1) = (c.metric(0, http).await, c.metric(1, http).await);
+    let sent: Vec<String> = (0..20).map(|i| format!("balanced-{i}")).collect();
+    for t in &sent {
+        alice.send_text(&bob_did, t).await.unwrap();
+    }
+    let (d0, d1) = (c.metric(0, http).await - r0, c.metric(1, http).await - r1);
+    assert!(d0 >= 5 && d1 >= 5, "round robin spreads the sends ({d0} and {d1})");
+    let delivered = "didmpc_mediator_delivered_total";
+    let (p0, p1) = (c.metric(0, delivered).await, c.metric(1, delivered).await);
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        if got.len() >= sent.len() {
+            break;
+        }
+        // Small batches (each a delivery request and an acknowledgement), so the pickup's
+        // requests land on both instances too.
+        for (m, _) in bob.take_matching(3, |_| true).await.unwrap() {
+            got.push(m.body["content"].as_str().unwrap().to_owned());
+        }
+    }
+    let (e0, e1) = (c.metric(0, delivered).await - p0, c.metric(1, delivered).await - p1);
+    assert_eq!(e0 + e1, sent.len() as u64, "each handed out once over both instances ({e0} and {e1})");
+    assert_eq!(got, sent, "each message once, in order");
+    assert!(drain(&bob).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_delivery_reaches_a_recipient_connected_to_another_instance() {
+    let c = Cluster::start(2).await;
+    let (mut alice, mut bob) = parties(&c).await;
+    let bob_did = bob.file.party.to_string();
+    pin(&mut alice, &c.lb.url, &c.url(0));
+    pin(&mut bob, &c.lb.url, &c.url(1));
+    let bob = Arc::new(bob);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let follower = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            bob.follow(
+                move |i| {
+                    let (m, _) = i.result.expect("readable");
+                    let _ = tx.send(m.body["content"].as_str().unwrap().to_owned());
+                    Ok(())
+                },
+                async move {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+        })
+    };
+    // Once a first message came through, bob's connection to instance 1 is live.
+    alice.send_text(&bob_did, "warm-up").await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("the first message arrives");
+    assert_eq!(first.as_deref(), Some("warm-up"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let live_before = c.metric(1, "didmpc_mediator_delivered_live_total").await;
+    let sent: Vec<String> = (0..5).map(|i| format!("live-{i}")).collect();
+    for t in &sent {
+        alice.send_text(&bob_did, t).await.unwrap();
+    }
+    let mut got = BTreeSet::new();
+    while got.len() < sent.len() {
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        let text = next.expect("pushed promptly across instances").expect("follower running");
+        if text != "warm-up" {
+            got.insert(text);
+        }
+    }
+    assert_eq!(got, sent.iter().cloned().collect::<BTreeSet<_>>());
+    let pushed = c.metric(1, "didmpc_mediator_delivered_live_total").await - live_before;
+    assert!(pushed >= sent.len() as u64, "instance 1 pushed them live ({pushed})");
+    assert_eq!(c.metric(0, "didmpc_mediator_delivered_live_total").await, 0, "instance 0 has nobody live");
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), follower).await.unwrap().unwrap().unwrap();
+    assert!(drain(&bob).await.is_empty(), "what was pushed was acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_an_instance_loses_nothing_and_repeats_nothing_after_ack() {
+    let mut c = Cluster::start(3).await;
+    let (alice, mut bob) = parties(&c).await;
+    let bob_did = bob.file.party.to_string();
+    let alice = Arc::new(alice);
+    let mut accepted = BTreeSet::new();
+    for i in 0..30 {
+        let t = format!("queued-{i}");
+        alice.send_text(&bob_did, &t).await.unwrap();
+        accepted.insert(t);
+    }
+    // Through the instance about to die: 10 taken and acknowledged, 10 more handed out but
+    // never acknowledged.
+    pin(&mut bob, &c.lb.url, &c.url(2));
+    let acked: BTreeSet<String> = bob
+        .take_matching(10, |_| true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m.body["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(acked.len(), 10);
+    let d = bob.link().request(Msg::typed(&DeliveryRequest { limit: 10, recipient_did: None })).await.unwrap();
+    assert_eq!(d.attachments.as_ref().map(Vec::len), Some(10), "handed out, not acknowledged");
+
+    // Senders through the balancer keep going while instance 2 is killed under them.
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for s in 0..3 {
+        let (alice, to, counter) = (alice.clone(), bob_did.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut tried) = (Vec::new(), Vec::new());
+            for i in 0..40 {
+                let t = format!("during-{s}-{i}");
+                tried.push(t.clone());
+                if alice.send_text(&to, &t).await.is_ok() {
+                    ok.push(t);
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            (ok, tried)
+        }));
+    }
+    while counter.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.kill9(2);
+    let mut attempted = accepted.clone();
+    for t in tasks {
+        let (ok, tried) = t.await.unwrap();
+        accepted.extend(ok);
+        attempted.extend(tried);
+    }
+    assert!(accepted.len() >= 30 + 100, "the balancer sends around the dead instance ({} accepted)", accepted.len());
+
+    // Pickup through the balancer, which now reaches instances 0 and 1 only.
+    pin(&mut bob, &c.url(2), &c.lb.url);
+    let got = drain(&bob).await;
+    let got_set: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), got_set.len(), "nothing twice");
+    let again: Vec<_> = got_set.intersection(&acked).collect();
+    assert!(again.is_empty(), "acknowledged before the kill, yet delivered again: {again:?}");
+    let lost: Vec<_> = accepted.difference(&acked).filter(|t| !got_set.contains(*t)).collect();
+    assert!(lost.is_empty(), "accepted but lost: {lost:?}");
+    assert!(got_set.is_subset(&attempted), "nothing made up");
+    assert!(drain(&bob).await.is_empty(), "nothing comes back after its ack");
+}
