@@ -2,7 +2,8 @@
 //! instances on a real `redis-server`, sharing one identity, behind a real HAProxy, all
 //! started here. A message accepted by one instance is picked up through another; a
 //! recipient live on one instance gets what another accepted, pushed; SIGKILL of an instance
-//! loses no accepted message and repeats none after its acknowledgement.
+//! loses no accepted message and repeats none after its acknowledgement; relay members
+//! connected to different instances are joined by one hop between them, not through Redis.
 
 #[path = "support/mediator.rs"]
 mod support;
@@ -10,14 +11,23 @@ mod support;
 #[path = "support/cluster.rs"]
 mod cluster;
 
+#[path = "support/relay_raw.rs"]
+mod relay_raw;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use cluster::{pin, Cluster};
 use did_core::didcomm::vocab::DeliveryRequest;
 use did_core::didcomm::Message as Msg;
+use did_core::jose::b64e;
 use gateway::Agent;
+use relay::auth::RouteKey;
+use relay::proto::{Frame, JoinStatus, RouteId};
+use relay_raw::RawRelay;
 use support::temp_path;
 
 /// The contents of everything queued for `agent`, acknowledged as it goes.
@@ -216,4 +226,80 @@ async fn sigkill_of_an_instance_loses_nothing_and_repeats_nothing_after_ack() {
     assert!(lost.is_empty(), "accepted but lost: {lost:?}");
     assert!(got_set.is_subset(&attempted), "nothing made up");
     assert!(drain(&bob).await.is_empty(), "nothing comes back after its ack");
+}
+
+/// Bytes Redis has read from its clients so far (`INFO stats`, over a plain RESP connection).
+fn redis_input_bytes(url: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("redis://").split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n").unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 8192];
+    while !text.contains("total_net_output_bytes") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "redis answers INFO");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let line = text.lines().find(|l| l.starts_with("total_net_input_bytes:")).expect("total_net_input_bytes");
+    line.split(':').nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// The next DATA payload of `route` on `c` (other frames are skipped).
+async fn data(c: &mut RawRelay, route: RouteId) -> Bytes {
+    loop {
+        match c.next().await {
+            Some(Frame::Data { route: r, payload }) if r == route => return payload,
+            Some(_) => continue,
+            None => panic!("the relay closed the connection"),
+        }
+    }
+}
+
+/// Waits for PEER up on `route`.
+async fn peer_up(c: &mut RawRelay, route: RouteId) {
+    loop {
+        match c.next().await {
+            Some(Frame::Peer { route: r, up: true }) if r == route => return,
+            Some(_) => continue,
+            None => panic!("the relay closed the connection"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_members_on_different_instances_are_joined_in_one_hop() {
+    let c = Cluster::start(2).await;
+    let (alice, _bob) = parties(&c).await;
+    let route = RouteId(*uuid::Uuid::new_v4().as_bytes());
+    let key = RouteKey::generate();
+    let body = serde_json::json!({"route": b64e(route.0), "key": b64e(key.as_bytes()), "ttl_secs": 600});
+    let reserve = Msg::new(format!("{}/reserve", gateway::pairing::RELAY_1), body);
+    alice.link().request(reserve).await.unwrap();
+
+    // Slot 0 on instance 0, slot 1 on instance 1: the reservation (made through the balancer)
+    // is known to both, and the second JOIN links the instances.
+    let mut m0 = RawRelay::connect(&c.url(0)).await;
+    let mut m1 = RawRelay::connect(&c.url(1)).await;
+    assert_eq!(m0.join(&key.slot_secret(0), route, 0).await, JoinStatus::Ok);
+    assert_eq!(m1.join(&key.slot_secret(1), route, 1).await, JoinStatus::Ok);
+    peer_up(&mut m0, route).await;
+    let links = |i| c.metric(i, "didmpc_mediator_relay_links");
+    assert_eq!((links(0).await, links(1).await), (1, 1), "one link between the instances");
+
+    let redis_before = redis_input_bytes(&c.redis.url);
+    let mut sent = 0usize;
+    for i in 0..64u8 {
+        let payload = Bytes::from(vec![i; 16 * 1024]);
+        m0.send(&Frame::Data { route, payload: payload.clone() }).await;
+        assert_eq!(data(&mut m1, route).await, payload, "instance 0 -> instance 1");
+        let back = Bytes::from(vec![!i; 16 * 1024]);
+        m1.send(&Frame::Data { route, payload: back.clone() }).await;
+        assert_eq!(data(&mut m0, route).await, back, "instance 1 -> instance 0");
+        sent += 2 * 16 * 1024;
+    }
+    let redis_read = redis_input_bytes(&c.redis.url) - redis_before;
+    assert!(redis_read < (sent / 8) as u64, "relay bytes do not pass through Redis ({redis_read} of {sent} bytes)");
+    let forwarded = |i| c.metric(i, "didmpc_mediator_relay_forwarded_total");
+    assert!(forwarded(0).await >= 64 && forwarded(1).await >= 64, "each instance forwarded its share");
 }
