@@ -3,7 +3,9 @@
 //! started here. A message accepted by one instance is picked up through another; a
 //! recipient live on one instance gets what another accepted, pushed; SIGKILL of an instance
 //! loses no accepted message and repeats none after its acknowledgement; relay members
-//! connected to different instances are joined by one hop between them, not through Redis.
+//! connected to different instances are joined by one hop between them, not through Redis;
+//! a 3-party MPyC run through the cluster survives SIGKILL of the instance carrying the most
+//! routes, with the result of plain TCP.
 
 #[path = "support/mediator.rs"]
 mod support;
@@ -13,6 +15,12 @@ mod cluster;
 
 #[path = "support/relay_raw.rs"]
 mod relay_raw;
+
+#[path = "support/mpyc.rs"]
+mod mpyc;
+
+#[path = "support/parties.rs"]
+mod parties;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -302,4 +310,60 @@ async fn relay_members_on_different_instances_are_joined_in_one_hop() {
     assert!(redis_read < (sent / 8) as u64, "relay bytes do not pass through Redis ({redis_read} of {sent} bytes)");
     let forwarded = |i| c.metric(i, "didmpc_mediator_relay_forwarded_total");
     assert!(forwarded(0).await >= 64 && forwarded(1).await >= 64, "each instance forwarded its share");
+}
+
+#[test]
+fn mpyc_survives_the_busiest_instance_killed_mid_run() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = rt.block_on(Cluster::start(3));
+    let parties: Vec<(std::path::PathBuf, String)> = (0..3).map(|_| parties::party(&c.lb.url)).collect();
+    let dirs: Vec<std::path::PathBuf> = (0..3).map(|i| mpyc::workdir(&format!("cl{i}"), "many_rounds.py")).collect();
+    let args = ["--steps", "1500"];
+    let dids: Vec<String> = parties[1..].iter().map(|p| p.1.clone()).collect();
+    let mut host = parties::invite(&parties[0].0, &dirs[0], &dids, "many_rounds.py", &[], &args);
+    let joiners: Vec<parties::Running> =
+        (1..3).map(|i| parties::join(&parties[i].0, &dirs[i], &format!("party {i}"), &parties[0].1)).collect();
+
+    // Mid-run: the relay has forwarded a good share of the run's frames.
+    let forwarded =
+        |c: &Cluster| rt.block_on(async { c.metric(0, F).await + c.metric(1, F).await + c.metric(2, F).await });
+    const F: &str = "didmpc_mediator_relay_forwarded_total";
+    let start = std::time::Instant::now();
+    while forwarded(&c) < 3000 {
+        assert!(host.child.try_wait().unwrap().is_none(), "the run ended before the kill");
+        assert!(start.elapsed() < Duration::from_secs(180), "the run never got going");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let load: Vec<(u64, u64)> = (0..3)
+        .map(|i| {
+            rt.block_on(async {
+                (
+                    c.metric(i, "didmpc_mediator_relay_routes").await,
+                    c.metric(i, "didmpc_mediator_relay_connections").await,
+                )
+            })
+        })
+        .collect();
+    let busiest = (0..3).max_by_key(|&i| load[i]).unwrap();
+    assert!(load[busiest].0 > 0, "routes are on the instances: {load:?}");
+    assert!(host.child.try_wait().unwrap().is_none(), "still running at the kill");
+    c.kill9(busiest);
+    eprintln!("killed instance {busiest} (routes, connections: {load:?}) mid-run");
+
+    let mut results = Vec::new();
+    let (ok, out, err) = host.wait(Duration::from_secs(300));
+    assert!(ok, "host failed:\n{out}\n{err}");
+    results.push(mpyc::result_of(&out).expect("host RESULT"));
+    for j in joiners {
+        let name = j.name.clone();
+        let (ok, out, err) = j.wait(Duration::from_secs(60));
+        assert!(ok, "{name} failed:\n{out}\n{err}");
+        results.push(mpyc::result_of(&out).expect("joiner RESULT"));
+    }
+    let (plain, _) = mpyc::plain("many_rounds.py", 3, &args, false, &dirs[0]);
+    for r in &results {
+        assert_eq!(r, &plain, "didmpc through a cluster that lost an instance and plain TCP agree");
+    }
+    let survivors: u64 = (0..3).filter(|&i| i != busiest).map(|i| rt.block_on(c.metric(i, F))).sum();
+    assert!(survivors > 0, "the surviving instances carried the rest of the run");
 }
