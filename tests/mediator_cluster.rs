@@ -66,6 +66,8 @@ async fn a_message_accepted_by_one_instance_is_picked_up_through_another() {
     let (mut alice, mut bob) = parties(&c).await;
     let bob_did = bob.file.party.to_string();
     assert!(bob.file.mediator.http.as_deref().unwrap().starts_with(&c.lb.url), "the public URL is the balancer's");
+    let outside = reqwest::get(format!("{}/cluster/link", c.lb.url)).await.unwrap().status();
+    assert_eq!(outside.as_u16(), 403, "instance links are not reachable through the balancer");
 
     // Pinned: alice sends through instance 0 only, bob picks up through instance 1 only.
     pin(&mut alice, &c.lb.url, &c.url(0));

@@ -71,7 +71,8 @@ impl Haproxy {
              timeout tunnel 1h\n  retries 3\n  option redispatch 1\n\
              frontend mediator\n",
         );
-        cfg.push_str(&format!("  bind 127.0.0.1:{port}\n  default_backend instances\n"));
+        cfg.push_str(&format!("  bind 127.0.0.1:{port}\n  http-request deny if {{ path_beg /cluster/ }}\n"));
+        cfg.push_str("  default_backend instances\n");
         cfg.push_str("backend instances\n  balance roundrobin\n  option httpchk GET /health\n");
         for (i, p) in backends.iter().enumerate() {
             cfg.push_str(&format!("  server i{i} 127.0.0.1:{p} check inter 200ms fall 2 rise 1\n"));
