@@ -369,3 +369,24 @@ fn mpyc_survives_the_busiest_instance_killed_mid_run() {
     let survivors: u64 = (0..3).filter(|&i| i != busiest).map(|i| rt.block_on(c.metric(i, F))).sum();
     assert!(survivors > 0, "the surviving instances carried the rest of the run");
 }
+
+#[test]
+fn a_bad_or_unreachable_store_is_a_clear_error() {
+    let home = temp_path("home");
+    let run = |store: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_didmpc"))
+            .arg("--home")
+            .arg(&home)
+            .args(["mediator", "serve", "--listen", "127.0.0.1:0", "--store", store])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{store}: refused");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{store}: no panic: {err}");
+        err
+    };
+    assert!(run("postgres://db/0").contains("is not a redis:// URL"));
+    let closed = support::free_port();
+    let err = run(&format!("redis://127.0.0.1:{closed}/0"));
+    assert!(err.contains("redis"), "names what failed: {err}");
+}
