@@ -121,7 +121,8 @@ fn start(name: &str, n: usize, redis: bool, dir: &Path) -> Setup {
                 "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_urls = [\"{public}\"]\n[store]\n{store}db = \"{}\"\n\
                  [limits]\nmax_connections = 30000\nmax_connections_per_ip = 30000\n\
                  requests_per_second_per_ip = 1000000\nrequest_burst_per_ip = 1000000\n\
-                 max_queue_messages = 1000000\nmax_queue_bytes = 10000000000\n",
+                 max_queue_messages = 1000000\nmax_queue_bytes = 10000000000\n\
+                 max_queue_messages_per_source = 1000000\nmax_queue_bytes_per_source = 10000000000\n",
                 dir.join("mediator.db").display()
             ),
         )
