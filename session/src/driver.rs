@@ -267,7 +267,8 @@ struct Pipe {
     in_shut: bool,
 }
 
-/// Runs `session` over `link` (the relay) on the current runtime.
+/// Runs `session` over `link` (the relay) on the current runtime, inside the caller's
+/// current tracing span.
 pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
     spawn_with(session, link, None)
 }
@@ -301,7 +302,8 @@ pub fn spawn_with(session: Session, link: Link, direct: Option<Direct>) -> (Hand
         paths_gen: u64::MAX,
         paths_at: Instant::now(),
     };
-    tokio::spawn(driver);
+    // The driver runs in the caller's span (e.g. `session{peer=…}`), so its events name the peer.
+    tokio::spawn(tracing::Instrument::instrument(driver, tracing::Span::current()));
     let handle = Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx, flushed: flushed_rx, paths: paths_rx };
     (handle, Incoming { rx: accept_rx })
 }
