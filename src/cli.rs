@@ -98,6 +98,10 @@ pub struct MpcLocal {
     /// Time allowed for the pairwise handshakes, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub handshake_timeout: u64,
+    /// Keep this party's IP addresses from its peers: every byte goes through the
+    /// mediator's relay (no UDP socket, no direct path).
+    #[arg(long)]
+    pub relay_only: bool,
 }
 
 /// `didmpc invite`.
@@ -224,6 +228,10 @@ pub enum MediatorCommand {
         /// Public base URL parties use (repeatable); overrides the config's.
         #[arg(long = "public-url", value_name = "URL")]
         public_urls: Vec<String>,
+        /// UDP address answering reflexive-address probes for direct paths (repeatable; give
+        /// two ports); overrides the config's `udp.listen`.
+        #[arg(long = "udp", value_name = "ADDR")]
+        udp: Vec<std::net::SocketAddr>,
     },
 }
 

@@ -30,6 +30,8 @@ pub struct Local {
     pub session: session::Config,
     /// Time allowed for all pairwise handshakes.
     pub mesh_timeout: Duration,
+    /// No direct paths (`--relay-only`): our addresses stay hidden from the peers.
+    pub relay_only: bool,
 }
 
 impl Local {
@@ -41,6 +43,7 @@ impl Local {
             sink: self.sink.clone(),
             session: self.session.clone(),
             mesh_timeout: self.mesh_timeout,
+            relay_only: self.relay_only,
         }
     }
 }

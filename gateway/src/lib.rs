@@ -10,6 +10,7 @@ pub mod agent;
 pub mod background;
 pub mod core;
 pub mod descriptor;
+pub mod direct;
 pub mod error;
 pub mod flow;
 pub mod inbox;

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::agent::Agent;
 use crate::core::supervisor::{SupIn, SupOut, Supervisor};
 use crate::descriptor::Signed;
+use crate::direct::LocalDirect;
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
 use crate::mesh;
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub session: session::Config,
     /// Time allowed for all pairwise handshakes.
     pub mesh_timeout: Duration,
+    /// No direct paths: no UDP socket, and our addresses stay hidden from the peers.
+    pub relay_only: bool,
 }
 
 /// How a run went.
@@ -85,7 +88,19 @@ pub async fn run(
     let status = Status::new(&agent.home, d, me);
     status.set_identity(identities[me].clone());
     status.set_state("connecting");
-    let peers = mesh::establish(&agent, mailbox, relay, signed, members, cfg, opts.mesh_timeout).await?;
+    let direct = if opts.relay_only {
+        None
+    } else {
+        match LocalDirect::prepare(&agent, cfg.path.hard_sockets).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "no direct paths; every session stays relayed");
+                None
+            }
+        }
+    };
+    let peers =
+        mesh::establish(&agent, mailbox, relay, signed, members, cfg, opts.mesh_timeout, direct.as_ref()).await?;
     let mesh_time = t0.elapsed();
     let handles: Vec<Option<Handle>> = peers.iter().map(|p| p.as_ref().map(|p| p.handle.clone())).collect();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();

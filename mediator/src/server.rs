@@ -67,6 +67,7 @@ pub async fn serve(
         next_conn: AtomicU64::new(1),
     });
     let purge = tokio::spawn(purge_loop(mediator.clone()));
+    let udp = crate::transport::udp::spawn(&mediator);
     let sweep = tokio::spawn(sweep_loop(mediator.clone()));
     let svc = router(app).into_make_service_with_connect_info::<PeerAddr>();
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
@@ -101,6 +102,9 @@ pub async fn serve(
     };
     purge.abort();
     sweep.abort();
+    for t in udp {
+        t.abort();
+    }
     result.map_err(Into::into)
 }
 

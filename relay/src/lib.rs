@@ -44,6 +44,7 @@ pub mod error;
 pub mod proto;
 #[cfg(any(feature = "server", feature = "client"))]
 mod pump;
+pub mod reflex;
 #[cfg(feature = "server")]
 pub mod server;
 

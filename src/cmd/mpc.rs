@@ -30,6 +30,7 @@ fn local(l: &MpcLocal, out: &Out) -> Result<Local> {
         sink: out.sink(),
         session: session::Config::default(),
         mesh_timeout: Duration::from_secs(l.handshake_timeout),
+        relay_only: l.relay_only,
     })
 }
 

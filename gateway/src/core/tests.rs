@@ -187,7 +187,7 @@ fn a_joiner_accepts_only_the_roster_it_saw_with_itself_in_place() {
 }
 
 fn init() -> Message {
-    Message::typed(&Init { session_id: "c2Vzcw".into(), roster_digest: "AA".into(), noise: "AA".into() })
+    Message::typed(&Init { session_id: "c2Vzcw".into(), roster_digest: "AA".into(), noise: "AA".into(), direct: None })
 }
 
 #[test]
@@ -210,6 +210,7 @@ fn the_mesh_answers_only_lower_pids_once_and_refuses_strangers() {
     let mut accept = Message::typed(&Accept {
         noise: "AA".into(),
         relay: RelayOffer { url: "u".into(), route: "r".into(), secret: "s".into() },
+        direct: None,
     });
     accept.thid = Some("i2".into());
     assert!(m.handle(MeshIn::Message { msg: &accept, sender: A }).is_empty());
