@@ -58,6 +58,9 @@ pub struct PeerStatus {
     /// Our direct-path offer went out and the peer sent its own (false: relay only).
     #[serde(default)]
     pub punching: bool,
+    /// Ports of the peer's address we sprayed (its NAT is symmetric and ours is not).
+    #[serde(default)]
+    pub sprayed: u64,
     /// The identity its proof established (account or credential issuer), if one was asked.
     #[serde(default)]
     pub identity: Option<String>,
@@ -160,6 +163,7 @@ impl PeerStatus {
                 .collect(),
             path_switches: r.switch_count,
             punching: r.punching,
+            sprayed: r.sprayed,
             identity,
         }
     }

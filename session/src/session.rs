@@ -446,7 +446,7 @@ impl Session {
                 Err(_) => return self.fail("undecodable record"),
             }
         }
-        self.on_ack(now, ack, &ranges);
+        self.on_ack(now, ack, &ranges, id);
         if seq == 0 {
             return;
         }
@@ -477,12 +477,14 @@ impl Session {
         }
     }
 
-    fn on_ack(&mut self, now: Instant, ack: u64, ranges: &[(u64, u64)]) {
+    /// Applies an acknowledgement that arrived on path `arrived`. An RTT sample counts for
+    /// a path only when the acknowledgement came back on the path the packet went out on
+    /// (while the peer still sends elsewhere, the round trip mixes two paths).
+    fn on_ack(&mut self, now: Instant, ack: u64, ranges: &[(u64, u64)], arrived: Option<usize>) {
         let acked = self.rec.on_ack(now, ack, ranges.iter().copied(), &mut self.paths);
         self.stats.lost = self.rec.lost;
-        if let Some((path, sample)) = acked.sample {
-            self.paths.get_mut(path).rtt.update(sample);
-            self.paths.reselect(now);
+        if let Some((path, sample)) = acked.sample.filter(|(p, _)| Some(*p) == arrived) {
+            self.paths.on_rtt_sample(now, path, sample);
         }
         if acked.packets > 0 {
             self.refresh_stats();

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 pub use newreno::NewReno;
 pub use pacer::Pacer;
-pub use rtt::{RttEstimator, GRANULARITY};
+pub use rtt::{RttEstimator, WindowedMin, GRANULARITY};
 
 /// A congestion controller: how many bytes may be in flight on one path.
 pub trait Controller: Send {

@@ -1,7 +1,7 @@
 //! Round-trip time estimation per path (RFC 9002 §5): latest, minimum, smoothed RTT and
 //! its variation, and the probe timeout base derived from them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The smallest timer the estimator reports (RFC 9002's kGranularity).
 pub const GRANULARITY: Duration = Duration::from_millis(1);
@@ -77,6 +77,36 @@ impl RttEstimator {
     }
 }
 
+/// The minimum RTT of a path over the recent past: the smallest sample of the current window
+/// and of the one before it, so it follows a path that got slower within two windows while
+/// ignoring the queueing a path's own traffic adds to its samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowedMin {
+    current: Option<Duration>,
+    previous: Option<Duration>,
+    since: Option<Instant>,
+}
+
+impl WindowedMin {
+    /// Folds in one sample taken at `now`; windows last `window`.
+    pub fn update(&mut self, now: Instant, sample: Duration, window: Duration) {
+        let expired = self.since.is_none_or(|s| now.saturating_duration_since(s) >= window);
+        if expired {
+            self.previous = self.current.take();
+            self.since = Some(now);
+        }
+        self.current = Some(self.current.map_or(sample, |c| c.min(sample)));
+    }
+
+    /// The recent minimum, once a sample arrived.
+    pub fn get(&self) -> Option<Duration> {
+        match (self.current, self.previous) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +125,24 @@ mod tests {
         assert_eq!(r.pto_base(), ms(110) + ms(230));
         assert_eq!(r.loss_delay(), ms(180) * 9 / 8);
         assert_eq!(r.min(), Some(ms(100)));
+    }
+
+    #[test]
+    fn windowed_min_forgets_old_windows() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut m = WindowedMin::default();
+        assert_eq!(m.get(), None);
+        m.update(t0, ms(5), ms(100));
+        m.update(t0 + ms(10), ms(20), ms(100));
+        assert_eq!(m.get(), Some(ms(5)));
+        // The next window still remembers the previous one's minimum.
+        m.update(t0 + ms(100), ms(30), ms(100));
+        assert_eq!(m.get(), Some(ms(5)));
+        // Two windows on, the path got slower: the minimum follows.
+        m.update(t0 + ms(200), ms(40), ms(100));
+        assert_eq!(m.get(), Some(ms(30)));
+        m.update(t0 + ms(210), ms(35), ms(100));
+        assert_eq!(m.get(), Some(ms(30)));
     }
 }

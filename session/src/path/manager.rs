@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::punch::{Burst, Nat, Offer, Rng, Spray};
 use super::{PathAddr, PathConfig, PathInfo, PathReport, PathState, Switch, SwitchReason};
-use crate::cc::{Controller, NewReno, Pacer, RttEstimator, Unbounded};
+use crate::cc::{Controller, NewReno, Pacer, RttEstimator, Unbounded, WindowedMin};
 
 /// Index of the relay path (always present).
 pub const RELAY: usize = 0;
@@ -29,6 +29,8 @@ pub struct Path {
     pub state: PathState,
     /// Its RTT.
     pub rtt: RttEstimator,
+    /// Its recent minimum RTT (paths are compared by it).
+    pub min_rtt: WindowedMin,
     /// Its congestion controller.
     pub cc: Box<dyn Controller>,
     /// Its pacer.
@@ -71,6 +73,7 @@ impl Path {
             addr,
             state,
             rtt: RttEstimator::new(initial_rtt),
+            min_rtt: WindowedMin::default(),
             cc,
             pacer: Pacer::new(),
             mtu,
@@ -179,6 +182,15 @@ impl Paths {
     /// How many paths.
     pub fn len(&self) -> usize {
         self.paths.len()
+    }
+
+    /// Folds an RTT sample of path `id` (an acknowledgement of a packet sent on it that came
+    /// back on it) into its estimators, and reconsiders the choice of path.
+    pub fn on_rtt_sample(&mut self, now: Instant, id: usize, sample: Duration) {
+        let p = &mut self.paths[id];
+        p.rtt.update(sample);
+        p.min_rtt.update(now, sample, self.cfg.rtt_window);
+        self.reselect(now);
     }
 
     /// Whether only the relay exists (never true: the relay is always there).
@@ -297,12 +309,13 @@ impl Paths {
         let (_, sent) = p.challenges[pos];
         p.challenges.drain(..=pos);
         p.rtt.update(now.saturating_duration_since(sent));
+        p.min_rtt.update(now, now.saturating_duration_since(sent), self.cfg.rtt_window);
         if p.state != PathState::Validated {
             let spare = (1..self.paths.len())
                 .filter(|&i| i != id && self.paths[i].usable() && self.paths[i].addr.is_direct())
                 .count();
             let p = &mut self.paths[id];
-            if spare >= MAX_VALIDATED - 1 && p.state == PathState::Probing {
+            if spare >= MAX_VALIDATED && p.state == PathState::Probing {
                 // Enough direct paths already (punching may open many): stop here.
                 p.state = PathState::Abandoned;
                 p.next_probe = None;
@@ -447,16 +460,20 @@ impl Paths {
     /// the relay's (with hysteresis), else the relay. `failed`: the active path just failed
     /// after this much silence.
     fn select(&mut self, now: Instant, failed: Option<Duration>) {
-        let relay_rtt = self.paths[RELAY].rtt.smoothed();
-        let best = (1..self.paths.len()).filter(|&i| self.paths[i].usable()).min_by_key(|&i| self.paths[i].rtt.get());
+        // Compared by their recent minimum RTT: a path's own traffic queues behind itself
+        // and delays the peer's acknowledgements, the relay's challenges do not.
+        let min_rtt = |p: &Path| p.min_rtt.get().unwrap_or(p.rtt.get());
+        let relay_rtt = self.paths[RELAY].min_rtt.get();
+        let best = (1..self.paths.len()).filter(|&i| self.paths[i].usable()).min_by_key(|&i| min_rtt(&self.paths[i]));
         let next = match best {
             None => RELAY,
             Some(d) => {
-                let d_rtt = self.paths[d].rtt.get();
+                let d_rtt = min_rtt(&self.paths[d]);
                 let keep_direct = self.active == d || self.paths[self.active].addr.is_direct();
                 let margin = if keep_direct { self.cfg.switch_margin } else { 1.0 };
+                let slack = self.cfg.switch_slack.as_secs_f64();
                 match relay_rtt {
-                    Some(r) if d_rtt.as_secs_f64() > r.as_secs_f64() * margin + 0.001 => RELAY,
+                    Some(r) if d_rtt.as_secs_f64() > r.as_secs_f64() * margin + slack => RELAY,
                     _ => d,
                 }
             }

@@ -79,6 +79,11 @@ pub struct PathConfig {
     /// A direct path in use gives way to the relay on RTT alone only when its RTT exceeds
     /// the relay's by this factor (hysteresis).
     pub switch_margin: f64,
+    /// RTTs closer than this count as equal, and then direct is preferred (it spares the
+    /// relay; on a LAN both RTTs are noise).
+    pub switch_slack: Duration,
+    /// Paths are compared by their minimum RTT over the last one to two of these windows.
+    pub rtt_window: Duration,
 }
 
 impl Default for PathConfig {
@@ -97,6 +102,8 @@ impl Default for PathConfig {
             retry_max: Duration::from_secs(5),
             max_paths: 16,
             switch_margin: 1.25,
+            switch_slack: Duration::from_millis(5),
+            rtt_window: Duration::from_secs(10),
         }
     }
 }

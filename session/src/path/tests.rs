@@ -457,6 +457,49 @@ fn congestion_control_at_a_bottleneck() {
     assert!(net.direct(0));
 }
 
+#[test]
+fn paths_are_compared_by_their_recent_minimum_rtt() {
+    let ms = Duration::from_millis;
+    let mut net = Net::new([Kind::Easy, Kind::Easy], 17, cfg());
+    (net.relay_delay, net.udp_delay) = (ms(10), ms(8));
+    // The direct path's own traffic queues at a bottleneck: its smoothed RTT climbs far
+    // above the relay's, its minimum does not.
+    net.bottleneck = Some((2e6 / 8.0, ms(200)));
+    net.punch();
+    net.run_for(Duration::from_secs(1));
+    assert!(net.direct(0));
+    let data = pattern(1 << 20);
+    let mut max_srtt = Duration::ZERO;
+    let got = transfer(&mut net, &data, Duration::from_secs(120), |n| {
+        let p = n.s[0].paths();
+        max_srtt = max_srtt.max(p.get(p.active()).rtt.get());
+    });
+    assert_eq!(got, data);
+    assert!(max_srtt > ms(20) * 5 / 4 + ms(5), "the queue showed in the smoothed RTT: {max_srtt:?}");
+    let r = net.s[0].path_report();
+    assert!(net.direct(0), "{r:?}");
+    assert_eq!(r.switches.len(), 1, "no switch to the relay on queueing alone: {r:?}");
+    // The direct path really gets slower than the relay (80 ms RTT against 20 ms): within two
+    // RTT windows of traffic the session moves to the relay.
+    net.bottleneck = None;
+    net.udp_delay = ms(40);
+    let window = PathConfig::default().rtt_window;
+    let (changed, data) = (net.now, pattern(256 << 10));
+    let mut moved = None;
+    while moved.is_none() && net.now < changed + window * 3 {
+        let got = transfer(&mut net, &data, Duration::from_secs(60), |n| {
+            if moved.is_none() && !n.direct(0) {
+                moved = Some(n.now - changed);
+            }
+        });
+        assert_eq!(got, data);
+    }
+    let r = net.s[0].path_report();
+    let at = moved.unwrap_or_else(|| panic!("never moved to the relay: {r:?}"));
+    assert!(at <= window * 2 + Duration::from_secs(1), "moved after {at:?}");
+    assert_eq!(r.switches.last().unwrap().why, SwitchReason::Rtt, "{r:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
     /// Whatever the direct path does (loss, reordering, a cut of any length at any time),
