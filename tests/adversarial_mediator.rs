@@ -223,7 +223,7 @@ async fn texts(agent: &Agent) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_refuse_with_reasons() {
     let m = mediator(
-        "[limits]\nmax_recipients_per_client = 2\nmax_links_per_client = 2\nmax_queue_messages_per_source = 5\n\
+        "[limits]\nmax_recipients_per_client = 3\nmax_links_per_client = 2\nmax_queue_messages_per_source = 5\n\
          max_client_queue_bytes = 20000\n",
     );
     let did = mediator_did(&m.url).await;
@@ -233,12 +233,12 @@ async fn quotas_refuse_with_reasons() {
         Agent::init(&home(), &m.url).await.unwrap(),
     );
 
-    // recipients: bob holds his party DID; one more fits, the third is refused with a reason
+    // recipients: bob holds his identity and its routed alias; one more fits, the next is refused
     let ok = bob.link().request(recipient_update("did:example:second")).await.unwrap();
     assert_eq!(ok.body["updated"][0]["result"], "success", "{}", ok.body);
     let no = bob.link().request(recipient_update("did:example:third")).await.unwrap();
     assert_eq!(no.body["updated"][0]["result"], "client_error", "{}", no.body);
-    assert_eq!(no.body["updated"][0]["reason"], "at most 2 recipient DIDs per client");
+    assert_eq!(no.body["updated"][0]["reason"], "at most 3 recipient DIDs per client");
 
     // short links: two, then refused
     let inv = did_core::didcomm::oob::invitation(bob.file.party.as_str(), "didmpc.join", "join", vec![]);

@@ -8,6 +8,8 @@
 mod mpyc;
 #[path = "support/parties.rs"]
 mod parties;
+#[path = "support/stranger.rs"]
+mod stranger;
 #[path = "support/mediator.rs"]
 mod support;
 
@@ -149,4 +151,77 @@ fn a_wallet_place_is_taken_by_the_party_that_proves_the_account() {
     assert_eq!(st["pid"], 2, "{st}");
     assert!(st["identity"].as_str().unwrap_or_default().contains("account"), "{st}");
     let _ = c;
+}
+
+#[test]
+fn a_did_web_host_invites_did_key_parties() {
+    // The host's identity is a did:web whose document a loopback HTTP server serves; private
+    // addresses are allowed explicitly (the mediator's config, the parties' environment).
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (web, served) = rt.block_on(stranger::served_web_party("org:host"));
+    let config = support::temp_path("mediator.toml");
+    std::fs::write(&config, format!("[resolver]\nallow_private_addresses = true\nweb_allow = [\"{}\"]\n", web.did()))
+        .unwrap();
+    let db = support::temp_path("mediator.db");
+    let m = support::Process::start_with(support::free_port(), &db, &db.parent().unwrap().join("mh"), Some(&config));
+    // The host imports the did:web keys (JWK files, mode 0600) and routes that identity.
+    let host_home = support::temp_path("web-host");
+    let keydir = support::temp_path("web-keys");
+    std::fs::create_dir_all(&keydir).unwrap();
+    let mut import = didmpc(&host_home, &std::env::temp_dir());
+    import.args(["did", "import", web.did(), "--default", "--document"]);
+    let doc = keydir.join("did.json");
+    std::fs::write(&doc, web.id.document.as_ref().unwrap().to_value().to_string()).unwrap();
+    import.arg(&doc);
+    for (n, (kid, key)) in web.id.keys().enumerate() {
+        let f = keydir.join(format!("k{n}.jwk"));
+        std::fs::write(&f, serde_json::to_string(&did_core::Jwk::from_secret(key).with_kid(kid)).unwrap()).unwrap();
+        import.arg("--jwk").arg(&f);
+    }
+    let out = import.output().unwrap();
+    assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+    let out = didmpc(&host_home, &std::env::temp_dir())
+        .env("DIDMPC_RESOLVE_PRIVATE", "1")
+        .args(["init", "--mediator", &m.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), web.did(), "the did:web stays the identity");
+    let parties: Vec<(PathBuf, String)> = (0..2).map(|_| party(&m.url)).collect();
+    let dirs: Vec<PathBuf> = (0..3).map(|i| mpyc::workdir(&format!("web{i}"), "secure_stats.py")).collect();
+    let args = ["--seed", "21"];
+    let dids: Vec<String> = parties.iter().map(|p| p.1.clone()).collect();
+    let mut host = didmpc(&host_home, &dirs[0]);
+    host.env("DIDMPC_RESOLVE_PRIVATE", "1")
+        .arg("invite")
+        .args(&dids)
+        .args(["--program", "secure_stats.py", "--python"])
+        .arg(mpyc::python())
+        .arg("--")
+        .args(args);
+    let host = Running::spawn(host, "did:web host");
+    let joiners: Vec<Running> = (0..2)
+        .map(|i| {
+            let mut c = didmpc(&parties[i].0, &dirs[i + 1]);
+            c.env("DIDMPC_RESOLVE_PRIVATE", "1")
+                .args(["join", "next", "--yes", "--from", web.did(), "--wait", "120", "--python"])
+                .arg(mpyc::python());
+            Running::spawn(c, &format!("party {}", i + 1))
+        })
+        .collect();
+    let (ok, out, err) = host.wait(Duration::from_secs(240));
+    assert!(ok, "host failed:\n{out}\n{err}");
+    let mut results = vec![mpyc::result_of(&out).expect("host RESULT")];
+    for j in joiners {
+        let name = j.name.clone();
+        let (ok, out, err) = j.wait(Duration::from_secs(60));
+        assert!(ok, "{name} failed:\n{out}\n{err}");
+        results.push(mpyc::result_of(&out).expect("RESULT"));
+    }
+    let (plain, _) = mpyc::plain("secure_stats.py", 3, &args, false, &dirs[0]);
+    for r in &results {
+        assert_eq!(r, &plain);
+    }
+    assert!(!served.lock().unwrap().requests.is_empty(), "the did:web document was really fetched");
+    drop(rt);
 }

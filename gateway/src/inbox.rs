@@ -21,8 +21,10 @@ use did_core::{Did, DidDocument, DidResolver};
 
 /// Messages opened at once.
 pub const UNPACK_AT_ONCE: usize = 8;
-/// Longest time one message may take to open (resolution included).
-pub const UNPACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time one message may take to open (resolution included). Longer than the
+/// resolver's own time limit for one fetch (5 s), so a failed fetch ends there first and is
+/// remembered (the resolver's failure cache), not cut off and tried again.
+pub const UNPACK_TIMEOUT: Duration = Duration::from_secs(8);
 /// Most DIDs remembered as expected.
 pub const MAX_EXPECTED: usize = 10_000;
 

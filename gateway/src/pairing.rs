@@ -144,7 +144,9 @@ impl Pending {
         let route = route_field(&accept.relay.route)?;
         let hash = hex(&keys.handshake_hash);
         let link = relay.link(&accept.relay.url, RouteId { route, slot: 0 })?;
-        let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link);
+        let span = tracing::info_span!("session", peer = %self.peer.fmt_short(), role = "initiator");
+        let (handle, incoming) =
+            span.in_scope(|| driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link));
         Ok(Paired { handle, incoming, handshake_hash: hash })
     }
 }
@@ -194,7 +196,8 @@ pub async fn accept(
     let url = reserve(&link, &route).await?;
     let hash = hex(&keys.handshake_hash);
     let plink = relay.link(&url, RouteId { route, slot: 1 })?;
-    let (handle, incoming) = driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink);
+    let span = tracing::info_span!("session", peer = %spec.peer.fmt_short(), role = "responder");
+    let (handle, incoming) = span.in_scope(|| driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink));
     let mut answer = Message::typed(&Accept { noise: b64e(&m2), relay: RelayOffer { url, route: b64e(route) } });
     answer.thid = Some(init.id.clone());
     agent.send_via(answer, spec.peer.as_str(), spec.route.as_ref()).await?;

@@ -31,6 +31,18 @@ pub struct PeerStatus {
     pub bytes_sent: u64,
     /// Application bytes received from it.
     pub bytes_received: u64,
+    /// Session packets sent (retransmissions and acks included).
+    #[serde(default)]
+    pub packets_sent: u64,
+    /// Session packets accepted.
+    #[serde(default)]
+    pub packets_received: u64,
+    /// Packets retransmitted.
+    #[serde(default)]
+    pub retransmits: u64,
+    /// Packets dropped: forged, replayed or of an unknown key epoch.
+    #[serde(default)]
+    pub dropped: u64,
     /// The identity its proof established (account or credential issuer), if one was asked.
     #[serde(default)]
     pub identity: Option<String>,
@@ -52,6 +64,10 @@ impl PeerStatus {
             rtt_ms: s.srtt_us.map(|us| us as f64 / 1000.0),
             bytes_sent: s.bytes_written,
             bytes_received: s.bytes_read,
+            packets_sent: s.packets_sent,
+            packets_received: s.packets_received,
+            retransmits: s.retransmits,
+            dropped: s.dropped_forged + s.dropped_replayed + s.dropped_epoch,
             identity,
         }
     }

@@ -230,7 +230,7 @@ struct Pipe {
     in_shut: bool,
 }
 
-/// Runs `session` over `link` on the current runtime.
+/// Runs `session` over `link` on the current runtime, inside the caller's current tracing span.
 pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (accept_tx, accept_rx) = mpsc::unbounded_channel();
@@ -252,7 +252,8 @@ pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
         timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
         scratch: vec![0u8; 16 * 1024],
     };
-    tokio::spawn(driver);
+    // The driver runs in the caller's span (e.g. `session{peer=…}`), so its events name the peer.
+    tokio::spawn(tracing::Instrument::instrument(driver, tracing::Span::current()));
     (Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx, flushed: flushed_rx }, Incoming { rx: accept_rx })
 }
 

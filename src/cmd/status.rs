@@ -21,7 +21,8 @@ pub(super) fn status(home_flag: Option<&Path>, as_json: bool) -> Result<()> {
         ""
     };
     println!("session {} · {} · pid {} · {}{stale} (updated {age} s ago)", st.session, st.program, st.pid, st.state);
-    let mut rows = vec![["PID", "DID", "STATE", "PATH", "RTT", "SENT", "RECEIVED"].map(str::to_owned).to_vec()];
+    let mut rows =
+        vec![["PID", "DID", "STATE", "PATH", "RTT", "SENT", "RECEIVED", "RETRANSMITS"].map(str::to_owned).to_vec()];
     for p in &st.peers {
         rows.push(vec![
             p.pid.to_string(),
@@ -31,9 +32,10 @@ pub(super) fn status(home_flag: Option<&Path>, as_json: bool) -> Result<()> {
             p.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "-".into()),
             bytes(p.bytes_sent),
             bytes(p.bytes_received),
+            p.retransmits.to_string(),
         ]);
     }
-    print!("{}", table(&rows, &[false, false, false, false, true, true, true]));
+    print!("{}", table(&rows, &[false, false, false, false, true, true, true, true]));
     if let Some(id) = &st.identity {
         println!("you (pid {}) verified: {id}", st.pid);
     }
@@ -91,6 +93,7 @@ mod tests {
         let t = table(&rows, &[false, true]);
         assert!(t.contains(&long), "{t}");
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0].find("RTT").unwrap() + 3, lines[1].len());
+        let width = |l: &str| l.chars().count();
+        assert_eq!(width(lines[0]), width(lines[1]), "right-aligned columns end together:\n{t}");
     }
 }

@@ -62,6 +62,8 @@ pub enum Progress {
 }
 
 /// An input of [`HostCore::handle`].
+// Short-lived values handed straight to the driver: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum HostIn<'a> {
     /// An authenticated message from the inbox.
@@ -93,6 +95,8 @@ pub enum HostIn<'a> {
 }
 
 /// What the driver does next.
+// Short-lived values handed straight to the driver: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum HostOut {
     /// Send a message.

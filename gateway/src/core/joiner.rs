@@ -64,11 +64,11 @@ impl JoinCore {
             }
             JoinIn::Tick(_) => None,
             JoinIn::Message { sender, .. } if sender != self.d.host => None,
-            JoinIn::Message { msg, .. } => self.from_host(msg),
+            JoinIn::Message { msg, .. } => self.host_message(msg),
         }
     }
 
-    fn from_host(&self, msg: &Message) -> Option<JoinOut> {
+    fn host_message(&self, msg: &Message) -> Option<JoinOut> {
         let host = self.d.host.clone();
         if let Some(start) = of_session::<Start>(msg, &self.d.id) {
             return Some(match self.check(&start.members) {

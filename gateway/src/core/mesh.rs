@@ -40,6 +40,8 @@ pub enum MeshIn<'a> {
 }
 
 /// What the driver does next.
+// Short-lived values handed straight to the driver: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum MeshOut {
     /// Send our `init` to `pid` (then feed [`MeshIn::Initiated`]).
