@@ -54,7 +54,7 @@
       }
     } catch (_) { /* reported below */ }
     const over = view && OVER.includes(view.phase);
-    setText("status", over ? "didmpc has finished. You can close this page." : "Lost contact with didmpc. Is it still running?");
+    setText("status", over ? phaseText(view) + " didmpc has finished: you can close this page." : "Lost contact with didmpc. Is it still running?");
     busy = true;
     buttons();
   }
@@ -130,7 +130,9 @@
       fact(dl, "Arguments", s.args.length ? s.args.join(" ") : "(none)", s.args.length > 0);
       fact(dl, "SHA-256", s.sha256, true);
       fact(dl, "Parties", String(s.parties));
-      fact(dl, "Threshold", s.threshold + " (any " + s.threshold + " colluding part" + (s.threshold === 1 ? "y" : "ies") + " learn nothing of your input)");
+      fact(dl, "Threshold", s.threshold === 0
+        ? "0: no secret sharing, the other parties can learn your input"
+        : s.threshold + " (up to " + s.threshold + " colluding part" + (s.threshold === 1 ? "y learns" : "ies learn") + " nothing of your input)");
       fact(dl, "MPyC", s.mpyc + (s.ssl ? ", with TLS (--ssl)" : ""));
       fact(dl, "Session", s.id, true);
       fact(dl, "Joining closes", new Date(s.expires * 1000).toLocaleString());
@@ -174,10 +176,10 @@
     setText("proof-note", p.note || "");
     show("signed-in", !!v.signed_in);
     setText("signed-in", v.signed_in ? "✓ Verified here as the host will: " + v.signed_in : "");
-    show("sign", p.siwe && !v.signed_in && v.role !== "host");
+    show("sign", p.siwe && !v.signed_in && v.role !== "host" && v.phase === "review");
 
     // Join or decline (invitee).
-    show("decide", v.role === "join" && !!s);
+    show("decide", v.role === "join" && !!s && v.phase === "review");
     if (s) {
       const pid = s.pid !== null && s.pid !== undefined ? "as pid " + s.pid + " " : "";
       let t = "Join " + pid + "and run " + s.program + " with " + s.parties + " parties?";

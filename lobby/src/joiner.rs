@@ -196,7 +196,7 @@ impl JoinPage {
         let account = Account { chain, address };
         let me = self.me();
         let refuse = |code: &str, why: String| {
-            let text = format!("The host would refuse this signature ({code}): {why}");
+            let text = format!("The host would refuse this signature: {why}");
             self.hub.update(|v| {
                 v.notice(Level::Error, text.clone());
                 v.log(Level::Error, text.clone());

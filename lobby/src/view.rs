@@ -310,7 +310,7 @@ impl View {
     /// Our signature verified: it proves `identity`.
     pub fn signed_in(&mut self, identity: &str) {
         self.signed_in = Some(identity.to_owned());
-        self.notice(Level::Ok, format!("Signed in: {identity}. The host will verify the same signature."));
+        self.notice = None;
         self.log(Level::Ok, format!("signature verified: {identity}"));
     }
 
