@@ -445,3 +445,47 @@ fn the_hosts_cancel_aborts_the_session_for_a_waiting_invitee() {
     s.host_page.wait_text("#outcome", "cancelled", PAGE);
     assert!(!s.h1.join(gateway::status::STATUS_FILE).exists(), "nothing ran");
 }
+
+#[test]
+fn the_proof_page_keeps_a_wallet_signature_for_a_later_join() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let keys = support::temp_path("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (key, acct) = account(&keys, "later.key");
+    let mut s = setup("proof", |d1| vec!["--require-account".into(), format!("{d1}={acct}")]);
+    // `proof siwe --browser`: its URL is on stderr (no --json for this command).
+    let mut c = didmpc(&s.h1, &s.dir1);
+    c.args(["proof", "siwe", &s.link, "--browser", "--no-open"]);
+    let mut proof = Running::spawn(c, "proof siwe");
+    let mut err = std::io::BufReader::new(proof.child.stderr.take().unwrap()).lines();
+    let url = err
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.trim().strip_prefix("http://").map(|rest| format!("http://{rest}")))
+        .expect("the page's URL on stderr");
+    let page = s.driver.browser(Some(&wallet(&key, "sign")));
+    page.goto(&url);
+    page.wait_text("#status", "Sign in with your wallet to make your proof", PAGE);
+    assert!(page.text("#decide").is_empty(), "no Join on the proof page");
+    page.click("#sign");
+    page.wait_text("#outcome", "Your proof is kept", PAGE);
+    let rest: Vec<String> = err.map_while(Result::ok).collect();
+    let (ok, _, _) = proof.wait(PAGE);
+    assert!(ok, "proof siwe failed: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("verified: account")), "{rest:?}");
+    // The kept proof is what a plain `join` presents; the host admits it and starts.
+    let id = s.host_events.wait("invitation", PAGE)["session"].as_str().unwrap().to_owned();
+    let mut c = didmpc(&s.h1, &s.dir1);
+    c.args(["join", &id, "--yes", "--min-threshold", "0", "--python"]).arg(mpyc::python());
+    let invitee = Running::spawn(c, "invitee");
+    s.host_page.wait("the Start button", RUN, |b| b.enabled("#start"));
+    let row = s.host_page.text("#roster tbody tr:nth-child(2)");
+    assert!(row.to_lowercase().contains(&acct.to_lowercase()), "{row}");
+    s.host_page.click("#start");
+    let (ok, out1, err1) = invitee.wait(RUN);
+    assert!(ok, "the invitee failed: {err1}");
+    assert!(err1.contains("presenting the proof made with `didmpc proof`"), "{err1}");
+    let (ok, err0) = s.host_ends(RUN);
+    assert!(ok, "{err0}");
+    assert_eq!(mpyc::result_of(&out1), result_of(s.host_events.all()));
+}

@@ -54,7 +54,7 @@
       }
     } catch (_) { /* reported below */ }
     const over = view && OVER.includes(view.phase);
-    setText("status", over ? phaseText(view) + " didmpc has finished: you can close this page." : "Lost contact with didmpc. Is it still running?");
+    setText("status", over ? phaseText(view) + " You can close this page." : "Lost contact with didmpc. Is it still running?");
     busy = true;
     buttons();
   }
