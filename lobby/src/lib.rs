@@ -17,9 +17,10 @@
 //!  wallet (window.ethereum): eth_requestAccounts, personal_sign
 //! ```
 //!
-//! Modules: [`guard`] (who may ask: sans-IO), [`api`] (the commands), [`view`] (what the
-//! page shows: sans-IO), [`hub`] (the shared view), [`server`] (axum, loopback only),
-//! [`joiner`] and [`host`] (the flows' side), [`qr`], [`browser`], [`assets`].
+//! Modules: [`guard`] (who may ask: sans-IO), [`api`] (the commands), [`view`] and
+//! [`progress`] (what the page shows: sans-IO), [`hub`] (the shared view), [`server`]
+//! (axum, loopback only), [`joiner`] and [`host`] (the flows' side), [`qr`], [`browser`],
+//! [`assets`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod guard;
 pub mod host;
 pub mod hub;
 pub mod joiner;
+pub mod progress;
 pub mod qr;
 pub mod server;
 pub mod view;
