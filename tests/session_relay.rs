@@ -130,7 +130,7 @@ async fn big_stream_and_many_messages_survive_cuts_and_a_mediator_restart() {
         let mut c = Config::default();
         c.store.db = db.clone();
         c.server.public_urls = vec![format!("http://{}", px.addr)];
-        c.limits.relay_held_bytes = 4 << 20;
+        c.relay.held_bytes_per_route = 4 << 20;
         c
     };
     let m = InProcess::start_on(mk_cfg(), listener).await;

@@ -8,6 +8,7 @@ use did_core::didcomm::Message;
 use did_core::jose::{b64d, b64e};
 use did_core::{Did, DidResolver, KeyKind, Relationship};
 use rand_core::RngCore;
+use relay::auth::{RouteKey, SlotSecret};
 use serde_json::json;
 use session::driver::{self, Handle, Incoming};
 use session::handshake::{self, Initiator, Params};
@@ -17,7 +18,7 @@ use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::link::Link as MediatorLink;
 use crate::mailbox::Mailbox;
-use crate::relay_client::{RelayClient, RouteId, ROUTE_LEN};
+use crate::relay_client::{Membership, RelayClient, RouteId, ROUTE_LEN};
 use crate::wire::{Accept, Init, Reject, RelayOffer};
 
 pub use crate::wire::SESSION_1;
@@ -142,8 +143,9 @@ impl Pending {
         let noise = b64d(&accept.noise, "noise")?;
         let keys = self.init.finish(&noise).map_err(|e| Error::Protocol(e.to_string()))?;
         let route = route_field(&accept.relay.route)?;
+        let secret = slot_secret_field(&accept.relay.secret)?;
         let hash = hex(&keys.handshake_hash);
-        let link = relay.link(&accept.relay.url, RouteId { route, slot: 0 })?;
+        let link = relay.link(&accept.relay.url, Membership { route: RouteId(route), slot: 0, secret })?;
         let span = tracing::info_span!("session", peer = %self.peer.fmt_short(), role = "initiator");
         let (handle, incoming) =
             span.in_scope(|| driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link));
@@ -192,13 +194,17 @@ pub async fn accept(
     };
     let mut route = [0u8; ROUTE_LEN];
     rand_core::OsRng.fill_bytes(&mut route);
+    let route_key = RouteKey::generate();
     let link = agent.link();
-    let url = reserve(&link, &route).await?;
+    let url = reserve(&link, &route, &route_key).await?;
     let hash = hex(&keys.handshake_hash);
-    let plink = relay.link(&url, RouteId { route, slot: 1 })?;
+    let plink = relay.link(&url, Membership::with_key(RouteId(route), 1, &route_key))?;
     let span = tracing::info_span!("session", peer = %spec.peer.fmt_short(), role = "responder");
     let (handle, incoming) = span.in_scope(|| driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink));
-    let mut answer = Message::typed(&Accept { noise: b64e(&m2), relay: RelayOffer { url, route: b64e(route) } });
+    // The initiator gets its own slot's secret only (inside this authcrypted message).
+    let secret = b64e(route_key.slot_secret(0).as_bytes());
+    let mut answer =
+        Message::typed(&Accept { noise: b64e(&m2), relay: RelayOffer { url, route: b64e(route), secret } });
     answer.thid = Some(init.id.clone());
     agent.send_via(answer, spec.peer.as_str(), spec.route.as_ref()).await?;
     Ok(Paired { handle, incoming, handshake_hash: hash })
@@ -213,17 +219,22 @@ pub async fn reject(agent: &Agent, init: &Message, via: Option<&did_core::didcom
     }
 }
 
-/// Reserves `route` at our mediator; returns the relay URL.
-pub async fn reserve(link: &MediatorLink<'_>, route: &[u8; ROUTE_LEN]) -> Result<String> {
-    let answer = link
-        .request(Message::new(format!("{RELAY_1}/reserve"), json!({"route": b64e(route), "ttl_secs": 24 * 3600})))
-        .await?;
+/// Reserves `route` at our mediator with `key` (slot secrets derive from it); returns the
+/// relay URL.
+pub async fn reserve(link: &MediatorLink<'_>, route: &[u8; ROUTE_LEN], key: &RouteKey) -> Result<String> {
+    let body = json!({"route": b64e(route), "key": b64e(key.as_bytes()), "ttl_secs": 24 * 3600});
+    let answer = link.request(Message::new(format!("{RELAY_1}/reserve"), body)).await?;
     answer.body["url"].as_str().map(str::to_owned).ok_or_else(|| Error::Protocol("reserved without url".into()))
 }
 
 fn route_field(v: &str) -> Result<[u8; ROUTE_LEN]> {
     let b = b64d(v, "route")?;
     b.try_into().map_err(|_| Error::Protocol("relay route is not 16 bytes".into()))
+}
+
+fn slot_secret_field(v: &str) -> Result<SlotSecret> {
+    let b = zeroize::Zeroizing::new(b64d(v, "secret")?);
+    SlotSecret::from_slice(&b).ok_or_else(|| Error::Protocol("accept without a 32-byte relay slot secret".into()))
 }
 
 /// Waits for an `init` from `peer` for `session_id`.

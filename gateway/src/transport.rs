@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -85,8 +86,14 @@ impl Transport {
 
     /// Opens a WebSocket.
     pub async fn connect(&self, uri: &str) -> Result<WsConn> {
+        self.connect_with(uri, None).await
+    }
+
+    /// Opens a WebSocket with `config` (tungstenite's defaults if `None`). The settings
+    /// apply from the handshake on, so nothing the server sends first is read otherwise.
+    pub async fn connect_with(&self, uri: &str, config: Option<WebSocketConfig>) -> Result<WsConn> {
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
-        let fut = tokio_tungstenite::connect_async_tls_with_config(uri, None, true, Some(connector));
+        let fut = tokio_tungstenite::connect_async_tls_with_config(uri, config, true, Some(connector));
         let (ws, _) = tokio::time::timeout(TIMEOUT, fut)
             .await
             .map_err(|_| Error::Timeout(uri.to_owned()))?

@@ -114,12 +114,20 @@ pub struct Init {
 typed!(Init, "https://didmpc.dev/protocols/session/1.0/init");
 
 /// Where the data plane of a pairwise session meets: a relay route at the responder's mediator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RelayOffer {
     /// The relay WebSocket URL.
     pub url: String,
     /// The route id (base64url, 16 bytes).
     pub route: String,
+    /// The initiator's relay slot secret (base64url, 32 bytes; `specs/session.md` §2).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for RelayOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayOffer").field("url", &self.url).field("route", &self.route).finish_non_exhaustive()
+    }
 }
 
 /// `accept`: Noise message 2 and where to meet.

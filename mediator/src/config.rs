@@ -26,6 +26,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Limits that keep one party from hurting the others.
     pub limits: Limits,
+    /// The session relay's memory bounds.
+    pub relay: RelayConfig,
     /// did:web resolution: what it may reach, and for whom it is done.
     pub resolver: ResolverConfig,
 }
@@ -182,8 +184,6 @@ pub struct Limits {
     pub max_links_per_client: u64,
     /// Most relay routes one client may reserve (default 256).
     pub max_routes_per_client: u64,
-    /// Bytes of relay frames held for an absent route member (default 1 MiB).
-    pub relay_held_bytes: usize,
     /// Bytes the mediator may hold in memory at once for request bodies, WebSocket messages
     /// being handled, pickup deliveries being built and sent, and live deliveries waiting for
     /// a slow WebSocket (default 512 MiB). Over it, requests get 503 `e.p.me.res.memory` and
@@ -211,7 +211,6 @@ impl Default for Limits {
             max_recipients_per_client: 100,
             max_links_per_client: 100,
             max_routes_per_client: 256,
-            relay_held_bytes: 1 << 20,
             memory_budget_bytes: 512 * 1024 * 1024,
         }
     }
@@ -229,6 +228,85 @@ impl Limits {
             max_source_bytes: self.max_queue_bytes_per_source,
             grant_ttl: self.grant_ttl_secs,
         }
+    }
+}
+
+/// `[relay]`: what the session relay may hold in memory (see `specs/session.md` §2).
+/// Queued frames count at their length plus 64 bytes of bookkeeping each, held frames in
+/// whole 4 KiB pages (each has its own memory mapping) plus 64 bytes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Bytes of frames held for the absent member of one route (default 1 MiB).
+    pub held_bytes_per_route: usize,
+    /// Bytes held across all the routes one client reserved (default 16 MiB).
+    pub held_bytes_per_client: usize,
+    /// Bytes held across the relay (default 256 MiB).
+    pub held_bytes_total: usize,
+    /// Bytes queued towards one relay connection; DATA frames past it are dropped and the
+    /// sessions retransmit them (default 16 MiB).
+    pub queue_bytes_per_conn: usize,
+    /// Bytes queued towards all relay connections together (default 512 MiB).
+    pub queue_bytes_total: usize,
+    /// Seconds frames may wait for a connection whose socket takes none of them before it
+    /// is cut (default 20).
+    pub stall_secs: u64,
+    /// Refused JOINs after which a relay connection is cut (default 64).
+    pub max_refused_joins: u32,
+    /// Seconds between sweeps that free what expired reservations hold (default 10).
+    pub sweep_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        let l = relay::server::Limits::default();
+        RelayConfig {
+            held_bytes_per_route: l.held_bytes_per_route,
+            held_bytes_per_client: l.held_bytes_per_client,
+            held_bytes_total: l.held_bytes_total,
+            queue_bytes_per_conn: l.queue_bytes_per_conn,
+            queue_bytes_total: l.queue_bytes_total,
+            stall_secs: l.stall.as_secs(),
+            max_refused_joins: l.max_refused_joins,
+            sweep_secs: 10,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The relay's limits.
+    pub fn limits(&self) -> relay::server::Limits {
+        relay::server::Limits {
+            held_bytes_per_route: self.held_bytes_per_route,
+            held_bytes_per_client: self.held_bytes_per_client,
+            held_bytes_total: self.held_bytes_total,
+            queue_bytes_per_conn: self.queue_bytes_per_conn,
+            queue_bytes_total: self.queue_bytes_total,
+            stall: std::time::Duration::from_secs(self.stall_secs),
+            max_refused_joins: self.max_refused_joins,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        // Every bound takes at least one frame of the largest size.
+        let held = relay::server::held_cost(relay::MAX_FRAME);
+        let queued = relay::MAX_FRAME + relay::server::FRAME_OVERHEAD;
+        let bytes = [
+            ("held_bytes_per_route", self.held_bytes_per_route, held),
+            ("held_bytes_per_client", self.held_bytes_per_client, held),
+            ("held_bytes_total", self.held_bytes_total, held),
+            ("queue_bytes_per_conn", self.queue_bytes_per_conn, queued),
+            ("queue_bytes_total", self.queue_bytes_total, queued),
+        ];
+        for (name, v, min) in bytes {
+            if v < min {
+                return Err(Error::Config(format!("relay.{name} must be at least {min} (one largest frame)")));
+            }
+        }
+        if self.stall_secs == 0 || self.sweep_secs == 0 || self.max_refused_joins == 0 {
+            return Err(Error::Config("relay.stall_secs, sweep_secs and max_refused_joins must be at least 1".into()));
+        }
+        Ok(())
     }
 }
 
@@ -295,7 +373,7 @@ impl Config {
         if self.store.batch == 0 {
             return Err(Error::Config("store.batch must be at least 1".into()));
         }
-        Ok(())
+        self.relay.validate()
     }
 
     /// The public base URLs, defaulting to the listen address.
@@ -320,6 +398,15 @@ mod tests {
         assert_eq!(dev.limits.max_queue_messages, d.limits.max_queue_messages);
         assert_eq!(dev.store.batch, d.store.batch);
         assert_eq!(dev.server.listen, d.server.listen);
+        let (r, rd) = (&dev.relay, &d.relay);
+        assert_eq!(
+            (r.held_bytes_per_route, r.held_bytes_per_client, r.held_bytes_total),
+            (rd.held_bytes_per_route, rd.held_bytes_per_client, rd.held_bytes_total)
+        );
+        assert_eq!(
+            (r.queue_bytes_per_conn, r.queue_bytes_total, r.stall_secs, r.max_refused_joins, r.sweep_secs),
+            (rd.queue_bytes_per_conn, rd.queue_bytes_total, rd.stall_secs, rd.max_refused_joins, rd.sweep_secs)
+        );
         let (a, b) = (&dev.limits, &d.limits);
         assert_eq!(
             (a.grant_ttl_secs, a.max_recipients_per_client, a.max_client_queue_bytes, a.max_total_queue_bytes),
@@ -342,6 +429,9 @@ mod tests {
         assert!(Config::from_toml("[policy]\nadmission = \"allowlist\"").is_err());
         assert!(Config::from_toml("[policy]\nallowlist = [\"not-a-did\"]").is_err());
         assert!(Config::from_toml("[identity]\nmethod = \"web\"").is_err());
+        assert!(Config::from_toml("[relay]\nheld_bytes_per_route = 1000").is_err());
+        assert!(Config::from_toml("[relay]\nstall_secs = 0").is_err());
+        assert!(Config::from_toml("[limits]\nrelay_held_bytes = 1048576").is_err(), "moved to [relay]");
         assert!(Config::from_toml("[resolver]\nweb_allow = [\"did:key:z6Mk\"]").is_err());
         assert!(Config::from_toml("[resolver]\nweb_senders = \"some\"").is_err());
         assert!(Config::from_toml("[limits]\nmemory_budget_bytes = 1024").is_err());

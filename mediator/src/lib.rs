@@ -23,7 +23,6 @@ pub mod live;
 pub mod metrics;
 pub mod protocols;
 pub mod quota;
-pub mod relay;
 pub mod resolution;
 pub mod router;
 pub mod server;

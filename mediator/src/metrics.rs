@@ -3,6 +3,9 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
+use relay::server::{Disconnect, DropReason, Stats};
+use relay::JoinStatus;
+
 /// The mediator's counters and gauges.
 #[derive(Default)]
 pub struct Metrics {
@@ -64,5 +67,57 @@ impl Metrics {
         let _ = writeln!(out, "didmpc_mediator_ws_connections {}", self.ws_open.load(Relaxed));
         self.refused.render(&mut out);
         out
+    }
+}
+
+/// The relay's counters and gauges in the Prometheus text format.
+pub fn render_relay(s: &Stats, out: &mut String) {
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP didmpc_mediator_relay_{name} {help}\n# TYPE didmpc_mediator_relay_{name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "didmpc_mediator_relay_{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| [(String::new(), v)];
+    let by = |label: &str, names: &mut dyn Iterator<Item = &'static str>, values: &[u64]| -> Vec<(String, u64)> {
+        names.zip(values).map(|(n, v)| (format!("{{{label}=\"{n}\"}}"), *v)).collect()
+    };
+    family("forwarded_total", "counter", "Frames passed to the other member of their route", &one(s.forwarded));
+    let drops = by("reason", &mut DropReason::ALL.iter().map(|r| r.as_str()), &s.dropped_by);
+    family("dropped_total", "counter", "Frames dropped, by reason (the sessions retransmit)", &drops);
+    let joins = by("status", &mut JoinStatus::ALL.iter().map(|j| j.as_str()), &s.joins);
+    family("joins_total", "counter", "JOINs answered, by status (ok, or why refused)", &joins);
+    family("displaced_total", "counter", "Members whose slot another valid JOIN took", &one(s.displaced));
+    let cuts = by("reason", &mut Disconnect::ALL.iter().map(|d| d.as_str()), &s.disconnects);
+    family("disconnects_total", "counter", "Relay connections the relay cut, by reason", &cuts);
+    family("held_bytes", "gauge", "Bytes held for absent route members", &one(s.held_bytes));
+    family("queued_bytes", "gauge", "Bytes queued towards relay connections", &one(s.queued_bytes));
+    family("connections", "gauge", "Open relay connections", &one(s.connections));
+    family("routes", "gauge", "Routes with a member or held frames", &one(s.routes));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_metrics_name_every_reason() {
+        let mut s = Stats::default();
+        s.dropped_by[DropReason::HeldClient as usize] = 3;
+        s.joins[JoinStatus::BadAuth as usize] = 2;
+        s.disconnects[Disconnect::Stalled as usize] = 1;
+        s.held_bytes = 4096;
+        let mut out = String::new();
+        render_relay(&s, &mut out);
+        for line in [
+            "didmpc_mediator_relay_dropped_total{reason=\"held_client\"} 3",
+            "didmpc_mediator_relay_dropped_total{reason=\"congested\"} 0",
+            "didmpc_mediator_relay_joins_total{status=\"bad_auth\"} 2",
+            "didmpc_mediator_relay_disconnects_total{reason=\"stalled\"} 1",
+            "didmpc_mediator_relay_held_bytes 4096",
+            "# TYPE didmpc_mediator_relay_held_bytes gauge",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in\n{out}");
+        }
     }
 }

@@ -67,6 +67,7 @@ pub async fn serve(
         next_conn: AtomicU64::new(1),
     });
     let purge = tokio::spawn(purge_loop(mediator.clone()));
+    let sweep = tokio::spawn(sweep_loop(mediator.clone()));
     let svc = router(app).into_make_service_with_connect_info::<PeerAddr>();
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let mut stop_wait = stop_rx;
@@ -99,6 +100,7 @@ pub async fn serve(
         }
     };
     purge.abort();
+    sweep.abort();
     result.map_err(Into::into)
 }
 
@@ -124,6 +126,18 @@ async fn purge_loop(m: Arc<Mediator>) {
                 tracing::info!(grants = n, "expired unused mediation grants");
             }
             Err(e) => tracing::warn!(error = %e, "grant expiry failed"),
+        }
+    }
+}
+
+/// Frees what the relay holds for routes whose reservation ended.
+async fn sweep_loop(m: Arc<Mediator>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(m.config().relay.sweep_secs));
+    loop {
+        tick.tick().await;
+        let ended = m.relay().sweep(did_core::didcomm::message::now());
+        if ended > 0 {
+            tracing::debug!(routes = ended, "relay reservations ended");
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct Mediator {
     /// did:key of the X25519 key; what `mediate-grant` names as `routing_did`.
     pub(crate) routing_did: Did,
     /// The session relay.
-    pub(crate) relay: crate::relay::Relay,
+    pub(crate) relay: relay::server::Relay,
     /// Bytes of buffers held in memory (`limits.memory_budget_bytes`).
     pub(crate) memory: Arc<crate::quota::MemoryBudget>,
 }
@@ -52,7 +52,7 @@ impl Mediator {
     /// Like [`Mediator::open`] with a given store.
     pub fn with_store(config: Config, listen: SocketAddr, store: Arc<dyn Store>) -> Result<Arc<Mediator>> {
         let base_urls = config.base_urls(listen);
-        let held = config.limits.relay_held_bytes;
+        let relay_limits = config.relay.limits();
         let endpoints = endpoints_for(&base_urls);
         let ks = Keystore::open(keys_dir(&config))?;
         let identity = match config.identity.method {
@@ -100,7 +100,7 @@ impl Mediator {
             base_urls,
             own_dids,
             routing_did,
-            relay: crate::relay::Relay::new(held),
+            relay: relay::server::Relay::new(relay_limits),
             memory,
         }))
     }
@@ -116,7 +116,7 @@ impl Mediator {
     }
 
     /// The session relay.
-    pub fn relay(&self) -> &crate::relay::Relay {
+    pub fn relay(&self) -> &relay::server::Relay {
         &self.relay
     }
 

@@ -88,11 +88,17 @@ impl Process {
     /// Like [`Process::start`], reading the TOML configuration file `config` (the URL is
     /// `https://` when it serves TLS). The environment's DIDMPC_RESOLVE_PRIVATE is removed.
     pub fn start_with(port: u16, db: &Path, home: &Path, config: Option<&Path>) -> Process {
+        Process::start_with_args(port, db, home, config, &[])
+    }
+
+    /// Like [`Process::start_with`], with more `mediator serve` arguments (`--public-url`).
+    pub fn start_with_args(port: u16, db: &Path, home: &Path, config: Option<&Path>, extra: &[&str]) -> Process {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_didmpc"));
         cmd.arg("--home")
             .arg(home)
             .args(["mediator", "serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
-            .arg(db);
+            .arg(db)
+            .args(extra);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
@@ -114,6 +120,18 @@ impl Process {
             std::thread::sleep(Duration::from_millis(50));
         }
         Process { child, url }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory (VmRSS from /proc/<pid>/status), KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
+        line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS in kB")
     }
 
     /// SIGKILL, no goodbye.

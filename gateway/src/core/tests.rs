@@ -271,8 +271,10 @@ fn the_mesh_answers_only_lower_pids_once_and_refuses_strangers() {
     assert!(matches!(&m.handle(MeshIn::Message { msg: &init(), sender: A })[..], [MeshOut::Respond(0)]));
     assert!(m.handle(MeshIn::Message { msg: &init(), sender: A }).is_empty(), "a duplicate init is ignored");
     // An answer to our init from someone else is ignored; from C it completes.
-    let mut accept =
-        Message::typed(&Accept { noise: "AA".into(), relay: RelayOffer { url: "u".into(), route: "r".into() } });
+    let mut accept = Message::typed(&Accept {
+        noise: "AA".into(),
+        relay: RelayOffer { url: "u".into(), route: "r".into(), secret: "s".into() },
+    });
     accept.thid = Some("i2".into());
     assert!(m.handle(MeshIn::Message { msg: &accept, sender: A }).is_empty());
     assert!(matches!(&m.handle(MeshIn::Message { msg: &accept, sender: C })[..], [MeshOut::Complete(2)]));

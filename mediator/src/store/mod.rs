@@ -173,6 +173,23 @@ pub struct NewLink {
     pub expires_at: u64,
 }
 
+/// A relay route's reservation.
+#[derive(Clone)]
+pub struct RouteReservation {
+    /// The client (mediation holder) that reserved it.
+    pub client: String,
+    /// The route key it registered (32 bytes; slot secrets derive from it).
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+    /// When the reservation ends (Unix seconds).
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for RouteReservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteReservation").field("client", &self.client).field("expires_at", &self.expires_at).finish()
+    }
+}
+
 /// The mediator's durable state: mediations, recipient DIDs, queued messages, short links.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -221,9 +238,10 @@ pub trait Store: Send + Sync + 'static {
     async fn put_oob(&self, link: NewLink, max_per_client: u64) -> Result<bool>;
     /// A stored, unexpired invitation.
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>>;
-    /// Reserves a relay route for `client` until `expires_at` (renewing its own
-    /// reservation); false when another client holds it or `client` has `max` routes.
-    async fn reserve_route(&self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool>;
-    /// Whether a route is reserved and unexpired.
-    async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool>;
+    /// Reserves a relay route for `client` with route key `key` until `expires_at`
+    /// (renewing its own reservation, key included); false when another client holds it
+    /// or `client` has `max` routes.
+    async fn reserve_route(&self, route: &[u8], client: &str, key: &[u8], expires_at: u64, max: u64) -> Result<bool>;
+    /// The unexpired reservation of a route.
+    async fn route_reservation(&self, route: &[u8], now: u64) -> Result<Option<RouteReservation>>;
 }

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::state::State;
 use super::{
-    Enqueued, GrantState, NewLink, NewMessage, QueueLimits, QueueStatus, Queued, Refused, Store, UpdateResult,
+    Enqueued, GrantState, NewLink, NewMessage, QueueLimits, QueueStatus, Queued, Refused, RouteReservation, Store,
+    UpdateResult,
 };
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
@@ -52,7 +53,13 @@ enum Cmd {
     Touch(String, u64, u64, Reply<GrantState>),
     Expire(u64, u64, Reply<u64>),
     Rotate(String, String, Reply<bool>),
-    Update { client: String, recipient: String, add: bool, max: u64, reply: Reply<UpdateResult> },
+    Update {
+        client: String,
+        recipient: String,
+        add: bool,
+        max: u64,
+        reply: Reply<UpdateResult>,
+    },
     Recipients(String, u64, u64, Reply<(Vec<String>, u64)>),
     Enqueue(NewMessage, QueueLimits, Reply<std::result::Result<Enqueued, Refused>>),
     Status(String, Option<String>, u64, Reply<QueueStatus>),
@@ -61,8 +68,15 @@ enum Cmd {
     Purge(u64, Reply<u64>),
     PutOob(NewLink, u64, Reply<bool>),
     GetOob(String, u64, Reply<Option<String>>),
-    Reserve(Vec<u8>, String, u64, u64, Reply<bool>),
-    Reserved(Vec<u8>, u64, Reply<bool>),
+    Reserve {
+        route: Vec<u8>,
+        client: String,
+        key: zeroize::Zeroizing<Vec<u8>>,
+        expires_at: u64,
+        max: u64,
+        reply: Reply<bool>,
+    },
+    Reservation(Vec<u8>, u64, Reply<Option<RouteReservation>>),
 }
 
 /// The SQLite implementation of [`Store`].
@@ -161,17 +175,24 @@ impl Worker {
             Cmd::Ack(c, ids, r) => pending(r, self.ack(&c, &ids)),
             Cmd::Purge(now, r) => pending(r, self.purge(now)),
             Cmd::PutOob(link, max, r) => pending(r, self.put_oob(&link, max)),
-            Cmd::Reserve(route, client, exp, max, r) => pending(r, self.reserve(&route, &client, exp, max)),
-            Cmd::Reserved(route, now, r) => pending(
+            Cmd::Reserve { route, client, key, expires_at, max, reply } => {
+                pending(reply, self.reserve(&route, &client, &key, expires_at, max))
+            }
+            Cmd::Reservation(route, now, r) => pending(
                 r,
                 self.conn
                     .query_row(
-                        "SELECT 1 FROM relay_routes WHERE route = ?1 AND expires_at > ?2",
+                        "SELECT client, key, expires_at FROM relay_routes WHERE route = ?1 AND expires_at > ?2",
                         params![route, now as i64],
-                        |_| Ok(()),
+                        |row| {
+                            Ok(RouteReservation {
+                                client: row.get(0)?,
+                                key: zeroize::Zeroizing::new(row.get(1)?),
+                                expires_at: row.get::<_, i64>(2)? as u64,
+                            })
+                        },
                     )
                     .optional()
-                    .map(|o| o.is_some())
                     .map_err(Error::from),
             ),
             Cmd::GetOob(id, now, r) => pending(
@@ -188,7 +209,7 @@ impl Worker {
         }
     }
 
-    fn reserve(&mut self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
+    fn reserve(&mut self, route: &[u8], client: &str, key: &[u8], expires_at: u64, max: u64) -> Result<bool> {
         let owner: Option<String> = self
             .conn
             .query_row("SELECT client FROM relay_routes WHERE route = ?1", params![route], |r| r.get(0))
@@ -208,8 +229,9 @@ impl Worker {
             }
         }
         self.conn.execute(
-            "INSERT INTO relay_routes (route, client, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT(route) DO UPDATE SET expires_at = excluded.expires_at",
-            params![route, client, expires_at as i64],
+            "INSERT INTO relay_routes (route, client, key, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(route) DO UPDATE SET key = excluded.key, expires_at = excluded.expires_at",
+            params![route, client, key, expires_at as i64],
         )?;
         Ok(true)
     }
@@ -251,8 +273,14 @@ impl Worker {
         max_bytes: usize,
         now: u64,
     ) -> Result<Vec<Queued>> {
-        let (sql, filter) = filter_sql("SELECT id, recipient, body FROM messages", recipient);
-        let sql = format!("{sql} ORDER BY seq LIMIT {limit}");
+        // Fair between sources: the oldest message of every source first, then the second of
+        // each, … (messages of one source keep their order). A stranger who keeps a recipient's
+        // queue full from a few addresses cannot push others' messages back.
+        let (inner, filter) = filter_sql(
+            "SELECT id, recipient, body, seq, ROW_NUMBER() OVER (PARTITION BY source ORDER BY seq) AS turn FROM messages",
+            recipient,
+        );
+        let sql = format!("SELECT id, recipient, body FROM ({inner}) ORDER BY turn, seq LIMIT {limit}");
         let mut q = self.conn.prepare_cached(&sql)?;
         let map = |r: &rusqlite::Row| Ok(Queued { id: r.get(0)?, recipient: r.get(1)?, body: r.get(2)? });
         let rows = match filter {
@@ -332,11 +360,20 @@ impl Store for SqliteStore {
     async fn get_oob(&self, id: &str, now: u64) -> Result<Option<String>> {
         self.call(|r| Cmd::GetOob(id.to_owned(), now, r)).await
     }
-    async fn reserve_route(&self, route: &[u8], client: &str, expires_at: u64, max: u64) -> Result<bool> {
-        self.call(|r| Cmd::Reserve(route.to_vec(), client.to_owned(), expires_at, max, r)).await
+    async fn reserve_route(&self, route: &[u8], client: &str, key: &[u8], expires_at: u64, max: u64) -> Result<bool> {
+        let key = zeroize::Zeroizing::new(key.to_vec());
+        self.call(|reply| Cmd::Reserve {
+            route: route.to_vec(),
+            client: client.to_owned(),
+            key,
+            expires_at,
+            max,
+            reply,
+        })
+        .await
     }
-    async fn route_reserved(&self, route: &[u8], now: u64) -> Result<bool> {
-        self.call(|r| Cmd::Reserved(route.to_vec(), now, r)).await
+    async fn route_reservation(&self, route: &[u8], now: u64) -> Result<Option<RouteReservation>> {
+        self.call(|r| Cmd::Reservation(route.to_vec(), now, r)).await
     }
 }
 

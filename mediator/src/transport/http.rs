@@ -175,5 +175,6 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         mem.used(),
         mem.limit()
     ));
+    crate::metrics::render_relay(&app.mediator.relay().stats(), &mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::error::Result;
 
 /// The version this code writes.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// Version 2: grants expire (`mediations.last_used`), quotas per source (`messages.source`) and
 /// per client for short links (`oob.client`). Rows from version 1 get: `last_used` =
@@ -20,6 +20,19 @@ ALTER TABLE oob ADD COLUMN client TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS oob_by_client ON oob(client, expires_at);
 ";
 
+/// Version 3: relay route reservations carry the route key that JOINs on `/relay` are
+/// checked against (`relay_routes.key`, `specs/session.md` §2). Reservations made before
+/// have no key and could admit nobody: they are dropped (their sessions reserve anew).
+const V3: &str = "
+DROP TABLE relay_routes;
+CREATE TABLE relay_routes (
+    route BLOB PRIMARY KEY,
+    client TEXT NOT NULL,
+    key BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+";
+
 /// Brings a database holding the version-1 tables up to [`VERSION`].
 pub(super) fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -28,13 +41,16 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
             "the database has schema version {version}; this mediator knows up to {VERSION} (newer mediator?)"
         )));
     }
-    if version < 2 {
-        if let Err(e) = conn.execute_batch(&format!("BEGIN IMMEDIATE; {V2} PRAGMA user_version = 2; COMMIT;")) {
+    for (to, sql) in [(2, V2), (3, V3)] {
+        if version >= to {
+            continue;
+        }
+        if let Err(e) = conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; COMMIT;")) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
-        if version == 1 {
-            tracing::info!("store schema migrated from version 1 to 2");
+        if version >= 1 {
+            tracing::info!("store schema migrated to version {to}");
         }
     }
     Ok(())

@@ -125,23 +125,52 @@ async fn relay_route_reservations() {
     let path = tmpdb();
     let s = open(&path);
     let r = [5u8; 16];
-    assert!(!s.route_reserved(&r, 10).await.unwrap());
-    assert!(s.reserve_route(&r, "did:ex:c", 100, 2).await.unwrap());
-    assert!(s.route_reserved(&r, 10).await.unwrap());
-    assert!(!s.route_reserved(&r, 100).await.unwrap(), "expired");
-    assert!(!s.reserve_route(&r, "did:ex:other", 200, 2).await.unwrap(), "owned by another client");
-    assert!(s.reserve_route(&r, "did:ex:c", 300, 2).await.unwrap(), "renewal");
-    assert!(s.reserve_route(&[6u8; 16], "did:ex:c", 300, 2).await.unwrap());
-    assert!(!s.reserve_route(&[7u8; 16], "did:ex:c", 300, 2).await.unwrap(), "per-client limit");
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    let found = |o: Option<RouteReservation>| o.map(|x| (x.client, x.key.to_vec(), x.expires_at));
+    assert!(s.route_reservation(&r, 10).await.unwrap().is_none());
+    assert!(s.reserve_route(&r, "did:ex:c", &k1, 100, 2).await.unwrap());
+    assert_eq!(found(s.route_reservation(&r, 10).await.unwrap()), Some(("did:ex:c".into(), k1.to_vec(), 100)));
+    assert!(s.route_reservation(&r, 100).await.unwrap().is_none(), "expired");
+    assert!(!s.reserve_route(&r, "did:ex:other", &k2, 200, 2).await.unwrap(), "owned by another client");
+    assert!(s.reserve_route(&r, "did:ex:c", &k2, 300, 2).await.unwrap(), "renewal");
+    assert_eq!(found(s.route_reservation(&r, 10).await.unwrap()), Some(("did:ex:c".into(), k2.to_vec(), 300)));
+    assert!(s.reserve_route(&[6u8; 16], "did:ex:c", &k1, 300, 2).await.unwrap());
+    assert!(!s.reserve_route(&[7u8; 16], "did:ex:c", &k1, 300, 2).await.unwrap(), "per-client limit");
     drop(s);
     let s = open(&path);
-    assert!(s.route_reserved(&r, 200).await.unwrap(), "durable");
+    assert!(s.route_reservation(&r, 200).await.unwrap().is_some(), "durable");
     // The count covers every expired row kind; what matters here is the route.
     s.purge_expired(1000).await.unwrap();
-    assert!(!s.route_reserved(&r, 200).await.unwrap(), "purged");
+    assert!(s.route_reservation(&r, 200).await.unwrap().is_none(), "purged");
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
     }
+}
+
+/// A database from before JOINs were authenticated (schema 1 or 2): its keyless route
+/// reservations go (schema 3), everything else stays.
+#[tokio::test]
+async fn keyless_route_reservations_are_dropped_by_the_migration() {
+    let path = tmpdb();
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO mediations (client, granted_at) VALUES ('did:ex:c', 1000);
+             INSERT INTO relay_routes VALUES (x'05050505050505050505050505050505', 'did:ex:c', 9000);",
+        )
+        .unwrap();
+    }
+    let s = open(&path);
+    assert!(s.is_granted("did:ex:c").await.unwrap());
+    assert!(s.route_reservation(&[5u8; 16], 1000).await.unwrap().is_none());
+    assert!(s.reserve_route(&[5u8; 16], "did:ex:c", &[1; 32], 9000, 2).await.unwrap());
+    assert!(s.route_reservation(&[5u8; 16], 1000).await.unwrap().is_some());
+    drop(s);
+    let v: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, schema::VERSION);
+    cleanup(&path);
 }
 
 /// Each quota refuses on its own, and counters follow acks, purges and restarts.
@@ -287,6 +316,27 @@ async fn migrates_a_version_1_database() {
     // opening again does not migrate twice
     let s = open(&path);
     assert!(s.is_granted("did:ex:c").await.unwrap());
+    drop(s);
+    cleanup(&path);
+}
+
+/// Delivery is fair between sources: a flood from one address does not push back a message
+/// from another; each source's messages keep their order.
+#[tokio::test]
+async fn delivery_interleaves_sources() {
+    let path = tmpdb();
+    let s = open(&path);
+    s.grant("did:ex:c", 1).await.unwrap();
+    s.update_recipient("did:ex:c", "did:ex:r", true, 10).await.unwrap();
+    let l = QueueLimits::per_recipient(1000, 1 << 20);
+    for i in 0..20 {
+        s.enqueue(from("10.0.0.66", "did:ex:r", format!("junk {i}").as_bytes()), l).await.unwrap().unwrap();
+    }
+    s.enqueue(from("10.0.0.1", "did:ex:r", b"invitation"), l).await.unwrap().unwrap();
+    s.enqueue(from("10.0.0.1", "did:ex:r", b"start"), l).await.unwrap().unwrap();
+    let got = s.fetch("did:ex:c", None, 4, 1 << 20, 1).await.unwrap();
+    let bodies: Vec<String> = got.iter().map(|q| String::from_utf8_lossy(&q.body).into_owned()).collect();
+    assert_eq!(bodies, ["junk 0", "invitation", "junk 1", "start"], "round robin over sources, in order within each");
     drop(s);
     cleanup(&path);
 }
