@@ -11,6 +11,7 @@ pub mod background;
 pub mod core;
 pub mod descriptor;
 pub mod error;
+pub mod events;
 pub mod flow;
 pub mod inbox;
 pub mod invite;
