@@ -5,7 +5,9 @@
 #   --lab  : also nftables + iproute2 + ethtool (namespaces, NATs, offloads off), wireguard-go +
 #            wireguard-tools (the WireGuard baseline), a TTF font for the plot (fonts-dejavu-core)
 #   --tests: all of --lab (the emulator's accuracy test and scripts/lab.sh --quick run in CI),
-#            openssl (MPyC --ssl certs) and node + npm (the Digital Bazaar VC interop oracle)
+#            openssl (MPyC --ssl certs), node + npm (the Digital Bazaar VC interop oracle, the
+#            browser tests' wallet library) and chromium + chromium-driver (the lobby page's
+#            browser tests drive headless Chromium over WebDriver)
 set -euo pipefail
 mode="${1:---tests}"
 case "$mode" in --demo|--lab|--tests) ;; *) echo "usage: $0 [--demo|--lab|--tests]" >&2; exit 2 ;; esac
@@ -27,6 +29,8 @@ if [ "$mode" = --tests ]; then
   command -v openssl >/dev/null || need+=(openssl)
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}" >&2

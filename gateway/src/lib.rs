@@ -12,6 +12,7 @@ pub mod core;
 pub mod descriptor;
 pub mod direct;
 pub mod error;
+pub mod events;
 pub mod flow;
 pub mod inbox;
 pub mod invite;

@@ -16,6 +16,7 @@ use crate::core::supervisor::{SupIn, SupOut, Supervisor};
 use crate::descriptor::Signed;
 use crate::direct::LocalDirect;
 use crate::error::{Error, Result};
+use crate::events::{emit, Event, Events};
 use crate::mailbox::Mailbox;
 use crate::mesh;
 use crate::relay_client::RelayClient;
@@ -42,6 +43,8 @@ pub struct RunOptions {
     pub mesh_timeout: Duration,
     /// No direct paths: no UDP socket, and our addresses stay hidden from the peers.
     pub relay_only: bool,
+    /// Where the run's steps are reported (sessions up, running, its states).
+    pub events: Option<Events>,
 }
 
 /// How a run went.
@@ -102,6 +105,7 @@ pub async fn run(
     let peers =
         mesh::establish(&agent, mailbox, relay, signed, members, cfg, opts.mesh_timeout, direct.as_ref()).await?;
     let mesh_time = t0.elapsed();
+    emit(&opts.events, Event::SessionsUp { ms: mesh_time.as_millis() as u64 });
     let handles: Vec<Option<Handle>> = peers.iter().map(|p| p.as_ref().map(|p| p.handle.clone())).collect();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let first_dial = Arc::new(std::sync::OnceLock::new());
@@ -133,6 +137,7 @@ pub async fn run(
     let launched_at = Instant::now();
     let mut running = launch.spawn(&ports, opts.sink.clone())?;
     status.set_state("running");
+    emit(&opts.events, Event::Running);
     let grace_period = Duration::from_secs(d.peer_deadline_secs.max(1));
     let mut sup = Supervisor::new(me, roster.clone());
     let (mut exited, mut exited_at) = (false, None);
@@ -168,7 +173,10 @@ pub async fn run(
                         h.close(code, &reason);
                     }
                 }
-                SupOut::State(st) => status.set_state(&st),
+                SupOut::State(st) => {
+                    status.set_state(&st);
+                    emit(&opts.events, Event::State(st));
+                }
                 SupOut::Finish(r) => finished = Some(r),
             }
         }

@@ -28,13 +28,22 @@ pub fn party(url: &str) -> (PathBuf, String) {
 pub struct Running {
     pub child: Child,
     pub name: String,
+    /// stderr, read as it comes (a chatty process must never block on a full pipe).
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Running {
     pub fn spawn(mut cmd: Command, name: &str) -> Running {
         use std::os::unix::process::CommandExt;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-        Running { child: cmd.spawn().unwrap(), name: name.to_owned() }
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        Running { child, name: name.to_owned(), stderr: Some(stderr) }
     }
 
     /// Waits up to `limit`; returns (success, stdout, stderr).
@@ -60,8 +69,8 @@ impl Running {
         if let Some(mut s) = self.child.stdout.take() {
             let _ = s.read_to_string(&mut o);
         }
-        if let Some(mut s) = self.child.stderr.take() {
-            let _ = s.read_to_string(&mut e);
+        if let Some(h) = self.stderr.take() {
+            e = h.join().unwrap_or_default();
         }
         (o, e)
     }

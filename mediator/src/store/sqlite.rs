@@ -273,8 +273,14 @@ impl Worker {
         max_bytes: usize,
         now: u64,
     ) -> Result<Vec<Queued>> {
-        let (sql, filter) = filter_sql("SELECT id, recipient, body FROM messages", recipient);
-        let sql = format!("{sql} ORDER BY seq LIMIT {limit}");
+        // Fair between sources: the oldest message of every source first, then the second of
+        // each, … (messages of one source keep their order). A stranger who keeps a recipient's
+        // queue full from a few addresses cannot push others' messages back.
+        let (inner, filter) = filter_sql(
+            "SELECT id, recipient, body, seq, ROW_NUMBER() OVER (PARTITION BY source ORDER BY seq) AS turn FROM messages",
+            recipient,
+        );
+        let sql = format!("SELECT id, recipient, body FROM ({inner}) ORDER BY turn, seq LIMIT {limit}");
         let mut q = self.conn.prepare_cached(&sql)?;
         let map = |r: &rusqlite::Row| Ok(Queued { id: r.get(0)?, recipient: r.get(1)?, body: r.get(2)? });
         let rows = match filter {

@@ -319,3 +319,24 @@ async fn migrates_a_version_1_database() {
     drop(s);
     cleanup(&path);
 }
+
+/// Delivery is fair between sources: a flood from one address does not push back a message
+/// from another; each source's messages keep their order.
+#[tokio::test]
+async fn delivery_interleaves_sources() {
+    let path = tmpdb();
+    let s = open(&path);
+    s.grant("did:ex:c", 1).await.unwrap();
+    s.update_recipient("did:ex:c", "did:ex:r", true, 10).await.unwrap();
+    let l = QueueLimits::per_recipient(1000, 1 << 20);
+    for i in 0..20 {
+        s.enqueue(from("10.0.0.66", "did:ex:r", format!("junk {i}").as_bytes()), l).await.unwrap().unwrap();
+    }
+    s.enqueue(from("10.0.0.1", "did:ex:r", b"invitation"), l).await.unwrap().unwrap();
+    s.enqueue(from("10.0.0.1", "did:ex:r", b"start"), l).await.unwrap().unwrap();
+    let got = s.fetch("did:ex:c", None, 4, 1 << 20, 1).await.unwrap();
+    let bodies: Vec<String> = got.iter().map(|q| String::from_utf8_lossy(&q.body).into_owned()).collect();
+    assert_eq!(bodies, ["junk 0", "invitation", "junk 1", "start"], "round robin over sources, in order within each");
+    drop(s);
+    cleanup(&path);
+}
