@@ -739,7 +739,7 @@ struct PairTally {
 }
 
 /// Punching success per NAT pair, the table in benches/RESULTS.md: `DIDMPC_PUNCH_TRIALS`
-/// (default 5) runs of four 3-party labs (a short many_rounds.py each, result checked against
+/// (default 5) runs of four 3-party labs (many_rounds.py -n 150 each, result checked against
 /// plain TCP). A pair counts as direct when both sides' active path is direct at the end. The
 /// table is printed, then asserted: symmetric ↔ symmetric never direct, every other pair direct in
 /// at least 90 % of the trials (spraying is a birthday match, and the lab shares a loaded machine).
@@ -759,7 +759,9 @@ fn punching_success_per_nat_pair() {
         for sites in &labs {
             let lab = Lab::new(sites);
             let seed = (100 + t).to_string();
-            let run = start_mpc(&lab, "punch", "many_rounds.py", &["-n", "30", "--seed", &seed]).finish(300 * SECOND);
+            // Long enough (several seconds) for punching to finish: a shorter run can close its
+            // sessions while the spray is still under way.
+            let run = start_mpc(&lab, "punch", "many_rounds.py", &["-n", "150", "--seed", &seed]).finish(300 * SECOND);
             let st: Vec<Value> = (0..3).map(|i| run.status(&lab, i)).collect();
             for (i, j) in [(0, 1), (0, 2), (1, 2)] {
                 let (ri, rj) = (peer_row(&st[i], j), peer_row(&st[j], i));

@@ -59,6 +59,7 @@ impl Cli {
 
     /// `didmpc invite DIDs… --program FILE --python PY [--relay-only] -- ARGS` (run in the
     /// program's dir).
+    #[allow(clippy::too_many_arguments)] // each is one part of the command line
     fn invite(
         &self,
         ns: &str,
