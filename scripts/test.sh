@@ -37,7 +37,7 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 # The WAN lab's quick matrix (issue 12): every transport on emulated 20/80 ms links behind NATs,
 # each run's MPC result checked against plain TCP's. Reuses the debug binaries the tests built.

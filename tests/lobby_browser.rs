@@ -457,10 +457,9 @@ fn the_proof_page_keeps_a_wallet_signature_for_a_later_join() {
     let mut c = didmpc(&s.h1, &s.dir1);
     c.args(["proof", "siwe", &s.link, "--browser", "--no-open"]);
     let mut proof = Running::spawn(c, "proof siwe");
-    let mut err = std::io::BufReader::new(proof.child.stderr.take().unwrap()).lines();
+    let err = proof.stderr_lines();
     let url = err
-        .by_ref()
-        .map_while(Result::ok)
+        .iter()
         .find_map(|l| l.trim().strip_prefix("http://").map(|rest| format!("http://{rest}")))
         .expect("the page's URL on stderr");
     let page = s.driver.browser(Some(&wallet(&key, "sign")));
@@ -469,7 +468,7 @@ fn the_proof_page_keeps_a_wallet_signature_for_a_later_join() {
     assert!(page.text("#decide").is_empty(), "no Join on the proof page");
     page.click("#sign");
     page.wait_text("#outcome", "Your proof is kept", PAGE);
-    let rest: Vec<String> = err.map_while(Result::ok).collect();
+    let rest: Vec<String> = err.iter().collect();
     let (ok, _, _) = proof.wait(PAGE);
     assert!(ok, "proof siwe failed: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("verified: account")), "{rest:?}");

@@ -30,6 +30,8 @@ pub struct Running {
     pub name: String,
     /// stderr, read as it comes (a chatty process must never block on a full pipe).
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// The same lines as they come, for tests that watch them ([`Running::stderr_lines`]).
+    lines: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Running {
@@ -37,13 +39,24 @@ impl Running {
         use std::os::unix::process::CommandExt;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().unwrap();
-        let mut pipe = child.stderr.take().unwrap();
+        let pipe = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         let stderr = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
+            use std::io::BufRead;
+            let mut all = String::new();
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
         });
-        Running { child, name: name.to_owned(), stderr: Some(stderr) }
+        Running { child, name: name.to_owned(), stderr: Some(stderr), lines: Some(rx) }
+    }
+
+    /// stderr's lines as they are written, until the process closes it (callable once).
+    pub fn stderr_lines(&mut self) -> std::sync::mpsc::Receiver<String> {
+        self.lines.take().expect("stderr_lines is taken once")
     }
 
     /// Waits up to `limit`; returns (success, stdout, stderr).
