@@ -330,6 +330,12 @@ impl Paths {
             if p.addr.is_direct() && self.first_direct.is_none() {
                 self.first_direct = Some(now.saturating_duration_since(self.started));
             }
+            if spare + 1 >= MAX_VALIDATED && p.addr.is_direct() {
+                // Any further path would be abandoned: the rest of the spray and of the
+                // burst would be wasted datagrams.
+                self.spray = None;
+                self.burst = None;
+            }
             self.generation += 1;
         }
         self.select(now, None);
