@@ -76,10 +76,11 @@ async fn main() {
         let init = pairing::wait_init(&mut mb_b, &spec_b.peer, &spec_b.session_id, Duration::from_secs(30))
             .await
             .expect("init");
-        (pairing::accept(&b2, &relay_b, &init, &spec_b, cfg()).await.expect("accept"), mb_b)
+        (pairing::accept(&b2, &relay_b, &init, &spec_b, cfg(), None).await.expect("accept"), mb_b)
     });
-    let a =
-        pairing::connect(&alice, &mut mb_a, &relay_a, &spec_a, cfg(), Duration::from_secs(30)).await.expect("connect");
+    let a = pairing::connect(&alice, &mut mb_a, &relay_a, &spec_a, cfg(), Duration::from_secs(30), None)
+        .await
+        .expect("connect");
     let (mut b, _mb_b) = responder.await.expect("responder");
 
     // raw loopback TCP

@@ -38,7 +38,7 @@ fn session_pair() -> (Session, Session, u32) {
     let now = Instant::now();
     let (mut sa, mut sb) = (Session::new(ka, Config::default(), now), Session::new(kb, Config::default(), now));
     let id = sa.open_stream().expect("stream");
-    (sa.poll_transmit(now).into_iter()).for_each(|p| sb.handle_packet(now, &p));
+    (sa.next_packet(now).into_iter()).for_each(|p| sb.handle_packet(now, &p));
     while sb.poll_event().is_some() {}
     (sa, sb, id)
 }
@@ -47,13 +47,13 @@ fn session_pair() -> (Session, Session, u32) {
 fn session_round(sa: &mut Session, sb: &mut Session, id: u32, msg: &[u8], buf: &mut [u8]) -> usize {
     let now = Instant::now();
     sa.write(id, msg).expect("write");
-    let pkt = sa.poll_transmit(now).expect("a packet");
+    let pkt = sa.next_packet(now).expect("a packet");
     sb.handle_packet(now, &pkt);
     let n = match sb.read(id, buf).expect("read") {
         Read::Data(n) => n,
         other => panic!("expected data, got {other:?}"),
     };
-    while let Some(ack) = sb.poll_transmit(now + Duration::from_millis(5)) {
+    while let Some(ack) = sb.next_packet(now + Duration::from_millis(5)) {
         sa.handle_packet(now, &ack);
     }
     n

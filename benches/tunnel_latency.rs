@@ -195,9 +195,9 @@ async fn run() {
             let init = pairing::wait_init(&mut mb_b, &spec_b.peer, &spec_b.session_id, Duration::from_secs(30))
                 .await
                 .expect("init");
-            (pairing::accept(&b2, &relay_b, &init, &spec_b, cfg_b).await.expect("accept"), mb_b)
+            (pairing::accept(&b2, &relay_b, &init, &spec_b, cfg_b, None).await.expect("accept"), mb_b)
         });
-        let a = pairing::connect(&alice, &mut mb_a, &relay_a, &spec_a, cfg, Duration::from_secs(30))
+        let a = pairing::connect(&alice, &mut mb_a, &relay_a, &spec_a, cfg, Duration::from_secs(30), None)
             .await
             .expect("connect");
         let (mut b, mb_b) = responder.await.expect("responder");

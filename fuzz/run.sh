@@ -17,7 +17,7 @@ set -euo pipefail
 CARGO_FUZZ_VERSION=0.13.1
 ALL_TARGETS=(did_parse did_document did_peer message oob_url unpack mediator_router
     session_frame session_handshake session_packets siwe_parse mpc_descriptor vc_jwt discover_features
-    relay_frame mesh_frame inbox)
+    relay_frame mesh_frame inbox lobby_request udp_datagram)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 seconds="${FUZZ_SECONDS:-20}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The WAN lab (issue 12): MPyC programs x party counts x network scenarios x transports (plain TCP
-# through port forwards, WireGuard hub and spoke, didmpc relayed) in network namespaces behind
+# through port forwards, WireGuard hub and spoke, didmpc relayed and direct) in network namespaces behind
 # emulated NATs, with a userspace WAN emulator (delay, jitter, loss, rate). Scenarios:
 # lab/scenarios.toml. Writes target/lab/results.{csv,jsonl,md,png} (+ steps.json, topologies.jsonl,
 # logs/ of failed runs). Needs root.

@@ -5,8 +5,10 @@
 #   --lab  : also nftables + iproute2 + ethtool (namespaces, NATs, offloads off), wireguard-go +
 #            wireguard-tools (the WireGuard baseline), a TTF font for the plot (fonts-dejavu-core)
 #   --tests: all of --lab (the emulator's accuracy test and scripts/lab.sh --quick run in CI),
-#            openssl (MPyC --ssl certs), node + npm (the Digital Bazaar VC interop oracle) and
-#            everything --cluster installs (tests/mediator_cluster.rs, benches/mediator.rs)
+#            openssl (MPyC --ssl certs), node + npm (the Digital Bazaar VC interop oracle, the
+#            browser tests' wallet library), chromium + chromium-driver (the lobby page's
+#            browser tests drive headless Chromium over WebDriver) and everything --cluster
+#            installs (tests/mediator_cluster.rs, benches/mediator.rs)
 #   --cluster: redis-server and haproxy, for a mediator cluster (mediator/cluster/): Redis holds
 #            the queues, grants and routes; HAProxy spreads parties over the instances. Only the
 #            binaries are used: the Debian services they come with are stopped and disabled
@@ -38,6 +40,8 @@ if [ "$mode" = --tests ]; then
   command -v openssl >/dev/null || need+=(openssl)
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}" >&2

@@ -98,6 +98,23 @@ pub struct MpcLocal {
     /// Time allowed for the pairwise handshakes, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub handshake_timeout: u64,
+    /// Keep this party's IP addresses from its peers: every byte goes through the
+    /// mediator's relay (no UDP socket, no direct path).
+    #[arg(long)]
+    pub relay_only: bool,
+}
+
+/// `--browser`: the local lobby page.
+#[derive(Args, Debug, Clone)]
+pub struct PageArgs {
+    /// Show the session in your browser: a page served by this process on 127.0.0.1 only
+    /// (random port, secret token in its URL), with the wallet's Sign-In with Ethereum,
+    /// the Join/Decline (or Start/Cancel) controls and live progress.
+    #[arg(long)]
+    pub browser: bool,
+    /// With --browser: print the page's URL without opening a browser.
+    #[arg(long, requires = "browser")]
+    pub no_open: bool,
 }
 
 /// `didmpc invite`.
@@ -141,6 +158,9 @@ pub struct InviteArgs {
     /// Progress as JSON event lines on stdout (the program's output as `output` events).
     #[arg(long)]
     pub json: bool,
+    /// The lobby page.
+    #[command(flatten)]
+    pub page: PageArgs,
     /// Where MPyC runs.
     #[command(flatten)]
     pub local: MpcLocal,
@@ -188,6 +208,9 @@ pub struct JoinArgs {
     /// Progress as JSON event lines on stdout (the program's output as `output` events).
     #[arg(long)]
     pub json: bool,
+    /// The lobby page.
+    #[command(flatten)]
+    pub page: PageArgs,
     /// Where MPyC runs.
     #[command(flatten)]
     pub local: MpcLocal,
@@ -229,6 +252,10 @@ pub enum MediatorCommand {
         /// Public base URL parties use (repeatable); overrides the config's.
         #[arg(long = "public-url", value_name = "URL")]
         public_urls: Vec<String>,
+        /// UDP address answering reflexive-address probes for direct paths (repeatable; give
+        /// two ports); overrides the config's `udp.listen`.
+        #[arg(long = "udp", value_name = "ADDR")]
+        udp: Vec<std::net::SocketAddr>,
     },
 }
 
@@ -424,6 +451,9 @@ pub struct ProofSiweArgs {
     /// Sign with this local key file instead of a wallet.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Sign in the browser with your wallet (the lobby page; no --account, --signature or --key).
+    #[command(flatten)]
+    pub page: PageArgs,
     /// EIP-155 chain id (when the account is a bare address or a key file).
     #[arg(long, value_name = "ID", default_value_t = 1)]
     pub chain_id: u64,

@@ -105,10 +105,10 @@ async fn honest_pair(url: &str) -> pairing::Paired {
         PairSpec { session_id: b"adv".to_vec(), roster_digest: [3; 32], peer: bob.file.party.clone(), route: None };
     let responder = tokio::spawn(async move {
         let init = pairing::wait_init(&mut mb_b, &spec_b.peer, &spec_b.session_id, GUARD).await.unwrap();
-        let p = pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg()).await.unwrap();
+        let p = pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg(), None).await.unwrap();
         (p, mb_b)
     });
-    let a = pairing::connect(&alice, &mut mb_a, &relay_a, &spec_a, session_cfg(), GUARD).await.unwrap();
+    let a = pairing::connect(&alice, &mut mb_a, &relay_a, &spec_a, session_cfg(), GUARD, None).await.unwrap();
     let (mut b, mb_b) = responder.await.unwrap();
     tokio::spawn(async move {
         let _keep = (mb_a, mb_b);

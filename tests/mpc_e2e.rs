@@ -53,11 +53,17 @@ fn three_parties_two_rounds_match_plain_tcp() {
     assert_eq!(peers.len(), 2);
     for p in peers {
         assert!(p["bytes_sent"].as_u64().unwrap() > 1000 && p["bytes_received"].as_u64().unwrap() > 1000, "{p}");
-        assert!(p["path"].as_str().unwrap().contains("relay"), "{p}");
+        // Same host: the parties' host candidates meet on loopback; the relay stays a path.
+        assert!(p["path"].as_str().unwrap().starts_with("direct (udp 127.0.0.1:"), "{p}");
+        let paths = p["paths"].as_array().unwrap();
+        assert!(paths.iter().any(|x| x["path"] == "relay" && x["active"] == false), "{p}");
+        assert!(paths.iter().any(|x| x["active"] == true && x["rtt_ms"].as_f64().is_some()), "{p}");
+        assert_eq!(p["switches"][0]["why"], "upgrade", "{p}");
     }
     let table = didmpc(&parties[1].0, &dirs[1]).arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("pid 1") && text.contains("finished") && text.contains("RTT"), "{text}");
+    assert!(text.contains("paths: relay") && text.contains("(in use)") && text.contains("upgrade"), "{text}");
 }
 
 #[test]
@@ -242,7 +248,7 @@ fn a_did_off_the_roster_is_refused_and_logged() {
             peer: host_did.clone(),
             route: None,
         };
-        let p = pairing::initiate(&stranger, &spec).await.unwrap();
+        let p = pairing::initiate(&stranger, &spec, None).await.unwrap();
         let init_id = p.init_id.clone();
         // Now the real invitee joins; the host meets the stranger's init when it sets up sessions.
         let j1 = join_with(&parties[1].0, &dirs[1], "party 1", &parties[0].1, &["--min-threshold", "0"]);

@@ -59,10 +59,10 @@ async fn pair(w: &mut World, sid: &[u8]) -> (pairing::Paired, pairing::Paired) {
     let responder = tokio::spawn(async move {
         let init =
             pairing::wait_init(&mut mb_b, &spec_b.peer, &spec_b.session_id, Duration::from_secs(30)).await.unwrap();
-        let p = pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg()).await.unwrap();
+        let p = pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg(), None).await.unwrap();
         (p, mb_b)
     });
-    let a = pairing::connect(&w.alice, &mut w.mb_a, &relay_a, &spec_a, session_cfg(), Duration::from_secs(30))
+    let a = pairing::connect(&w.alice, &mut w.mb_a, &relay_a, &spec_a, session_cfg(), Duration::from_secs(30), None)
         .await
         .unwrap();
     let (b, mb_b) = responder.await.unwrap();
@@ -221,7 +221,7 @@ async fn strangers_and_wrong_sessions_are_refused() {
     let to_bob =
         PairSpec { session_id: b"s".to_vec(), roster_digest: [7; 32], peer: w.bob.file.party.clone(), route: None };
     let mal = tokio::spawn(async move {
-        pairing::connect(&mallory, &mut mb_m, &relay, &to_bob, session_cfg(), Duration::from_secs(3)).await
+        pairing::connect(&mallory, &mut mb_m, &relay, &to_bob, session_cfg(), Duration::from_secs(3), None).await
     });
     let mut mb_b = w.mb_b.take().unwrap();
     let err = pairing::wait_init(&mut mb_b, &w.alice.file.party, b"s", Duration::from_secs(3)).await;
@@ -243,9 +243,9 @@ async fn strangers_and_wrong_sessions_are_refused() {
             })
             .await
             .unwrap();
-        pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg()).await
+        pairing::accept(&bob, &relay_b, &init, &spec_b, session_cfg(), None).await
     });
-    let err = pairing::connect(&w.alice, &mut w.mb_a, &relay_a, &spec_a, session_cfg(), Duration::from_secs(20))
+    let err = pairing::connect(&w.alice, &mut w.mb_a, &relay_a, &spec_a, session_cfg(), Duration::from_secs(20), None)
         .await
         .err()
         .expect("refused");

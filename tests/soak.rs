@@ -9,7 +9,8 @@
 //!
 //! Asserted: the computation is correct (equal to plain TCP), and the mediator's resident
 //! memory (VmRSS, sampled every 500 ms) never passes [`CEILING_MIB`]. The samples are written to
-//! `target/soak/rss.csv` (reported in benches/RESULTS.md).
+//! `target/soak/rss.csv` (reported in benches/RESULTS.md). `DIDMPC_SOAK_STEPS` (default 1500)
+//! lengthens the MPyC run, and with it the load.
 
 #[path = "support/mpyc.rs"]
 mod mpyc;
@@ -224,7 +225,9 @@ fn a_hostile_load_leaves_the_run_correct_and_memory_bounded() {
 
     // The honest run, under that load.
     let dirs: Vec<PathBuf> = (0..3).map(|i| mpyc::workdir(&format!("soak{i}"), "many_rounds.py")).collect();
-    let args = ["--steps", "1500"];
+    // DIDMPC_SOAK_STEPS lengthens the run (and so the load) for a longer soak by hand.
+    let steps = std::env::var("DIDMPC_SOAK_STEPS").unwrap_or_else(|_| "1500".into());
+    let args = ["--steps", steps.as_str()];
     let dids: Vec<String> = parties[1..].iter().map(|p| p.1.clone()).collect();
     let host = parties::invite(&parties[0].0, &dirs[0], &dids, "many_rounds.py", &["--peer-deadline", "60"], &args);
     let joiners: Vec<Running> =
@@ -249,7 +252,7 @@ fn a_hostile_load_leaves_the_run_correct_and_memory_bounded() {
             out
         })
     };
-    let (ok, out, err) = host.wait(Duration::from_secs(600));
+    let (ok, out, err) = host.wait(Duration::from_secs(3600));
     let mut results = Vec::new();
     let host_ok = ok;
     if ok {

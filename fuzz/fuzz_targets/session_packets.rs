@@ -90,12 +90,12 @@ fuzz_target!(|data: &[u8]| {
                 while let Ok(Read::Data(_)) = a.read(id, &mut buf) {}
             }
         }
-        while let Some(p) = a.poll_transmit(now) {
+        while let Some(p) = a.next_packet(now) {
             b.handle_packet(now, &p);
         }
-        while b.poll_transmit(now).is_some() {}
+        while b.next_packet(now).is_some() {}
         assert!(!matches!(b.closed(), Some(CloseReason::Protocol(_))), "A sent B a bad packet: {:?}", b.closed());
     }
     a.handle_timeout(now + Duration::from_secs(61));
-    assert!(a.closed().is_some() && a.poll_transmit(now).is_none());
+    assert!(a.closed().is_some() && a.next_packet(now).is_none());
 });

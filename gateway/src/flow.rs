@@ -9,7 +9,8 @@ use proofs::Presented;
 use crate::agent::Agent;
 use crate::descriptor::Signed;
 use crate::error::{Error, Result};
-use crate::invite::{self, Invitation, NewSession, Progress};
+use crate::events::{emit, Event, Events};
+use crate::invite::{self, Command, Invitation, NewSession, Progress};
 use crate::join::{self, Place};
 use crate::mailbox::Mailbox;
 use crate::relay_client::RelayClient;
@@ -30,6 +31,10 @@ pub struct Local {
     pub session: session::Config,
     /// Time allowed for all pairwise handshakes.
     pub mesh_timeout: Duration,
+    /// No direct paths (`--relay-only`): our addresses stay hidden from the peers.
+    pub relay_only: bool,
+    /// Where the steps after joining are reported (None: nowhere).
+    pub events: Option<Events>,
 }
 
 impl Local {
@@ -41,6 +46,8 @@ impl Local {
             sink: self.sink.clone(),
             session: self.session.clone(),
             mesh_timeout: self.mesh_timeout,
+            relay_only: self.relay_only,
+            events: self.events.clone(),
         }
     }
 }
@@ -54,11 +61,27 @@ pub async fn host(
     on_invitation: impl FnOnce(&Invitation),
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Report> {
+    host_steered(agent, new, program, local, on_invitation, progress, None).await
+}
+
+/// [`host`], steered by the host while it waits (a lobby page's Start and Cancel): with
+/// `commands`, the run starts on [`Command::Start`] once everyone joined, and
+/// [`Command::Cancel`] aborts the session for everyone.
+pub async fn host_steered(
+    agent: Arc<Agent>,
+    new: NewSession,
+    program: &Path,
+    local: &Local,
+    on_invitation: impl FnOnce(&Invitation),
+    progress: &(dyn Fn(Progress) + Sync),
+    commands: Option<&mut tokio::sync::mpsc::UnboundedReceiver<Command>>,
+) -> Result<Report> {
     let mut mailbox = Mailbox::start(agent.clone());
     let inv = invite::create(&agent, new).await?;
     on_invitation(&inv);
     invite::send_invitations(&agent, &inv, progress).await;
-    let members = invite::await_joins(&agent, &mut mailbox, &inv.signed, progress).await?;
+    let members = invite::await_joins_steered(&agent, &mut mailbox, &inv.signed, progress, commands).await?;
+    emit(&local.events, Event::Final { members: members.clone() });
     for m in &members {
         agent.expect(&m.agent);
     }
@@ -131,7 +154,9 @@ pub async fn join(agent: Arc<Agent>, how: Joining<'_>, local: &Local) -> Result<
         None => None,
     };
     let joined_at = std::time::Instant::now();
+    emit(&local.events, Event::Joining { pid: place.pid });
     let members = join::join_and_wait(&agent, &mut mailbox, &signed, &place, proof.as_ref()).await?;
+    emit(&local.events, Event::Final { members: members.clone() });
     for m in &members {
         agent.expect(&m.agent);
     }

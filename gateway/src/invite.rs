@@ -148,6 +148,15 @@ async fn shorten(host: &Agent, inv: &Message, ttl: Duration) -> Option<String> {
 /// Most proof checks run at once on the host.
 const VERIFY_AT_ONCE: usize = 4;
 
+/// The host's word while it waits (from a lobby page): see [`await_joins_steered`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Everyone joined: send the final roster and run.
+    Start,
+    /// Call the session off (everyone gets `abort` with this reason).
+    Cancel(String),
+}
+
 /// Waits until every invitee joined (or one declined, or the session expired), then
 /// sends `start` with the final roster. On failure everyone gets `abort`. Refusals of
 /// strangers and failed proofs go out in the background, never delaying the session.
@@ -157,9 +166,26 @@ pub async fn await_joins(
     signed: &Signed,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<Member>> {
+    await_joins_steered(host, mailbox, signed, progress, None).await
+}
+
+/// [`await_joins`], steered by the host: with `commands`, the final roster waits for
+/// [`Command::Start`] once everyone joined ([`Progress::Ready`]), and [`Command::Cancel`]
+/// aborts the session at any time before that. A closed channel steers no more (the
+/// session then ends at its expiry unless started).
+pub async fn await_joins_steered(
+    host: &Arc<Agent>,
+    mailbox: &mut Mailbox,
+    signed: &Signed,
+    progress: &(dyn Fn(Progress) + Sync),
+    mut commands: Option<&mut tokio::sync::mpsc::UnboundedReceiver<Command>>,
+) -> Result<Vec<Member>> {
     let d = &signed.descriptor;
     let own = Member { did: d.host.clone(), agent: d.host.clone(), route: host.file.route.clone(), identity: None };
     let mut core = HostCore::new(d.clone(), own);
+    if commands.is_some() {
+        core = core.manual_start();
+    }
     let background = Background::new(host.clone());
     let mut checks = FuturesUnordered::new();
     let mut queued: VecDeque<HostOut> = VecDeque::from([core.waiting()]);
@@ -198,6 +224,15 @@ pub async fn await_joins(
                 core.handle(HostIn::Verdict { pid, sender, join, join_id, result })
             }
             _ = tokio::time::sleep_until(deadline) => core.handle(HostIn::Tick(now().max(d.expires))),
+            command = async { commands.as_mut().expect("guarded by the branch condition").recv().await },
+                if commands.is_some() => match command {
+                    Some(Command::Start) => core.handle(HostIn::Start),
+                    Some(Command::Cancel(why)) => core.handle(HostIn::Cancel(why)),
+                    None => {
+                        commands = None;
+                        Vec::new()
+                    }
+                },
         };
         queued.extend(input_outs);
     }

@@ -26,14 +26,13 @@ impl Mailbox {
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
+            let mut drops = DropLog::default();
             let handler = move |inc: crate::agent::Incoming| -> Result<()> {
                 match inc.result {
                     Ok(m) => {
                         let _ = tx.send(m);
                     }
-                    Err(e) => {
-                        tracing::warn!(id = %inc.id, error = %e, "dropped an unreadable message")
-                    }
+                    Err(e) => drops.record(&inc.id, &e),
                 }
                 Ok(())
             };
@@ -75,5 +74,57 @@ impl Mailbox {
     /// The next message of type `type_`.
     pub async fn recv_type(&mut self, type_: &str, timeout: Duration) -> Result<Received> {
         self.recv_matching(timeout, |(m, _)| m.type_ == type_).await
+    }
+}
+
+/// How often, at most, a summary of dropped messages is logged.
+const DROP_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs unreadable messages without letting a stranger flood the terminal: the first one
+/// is a warning, later ones are counted and summed up at most every [`DROP_SUMMARY_EVERY`]
+/// (each one still at debug level).
+#[derive(Default)]
+struct DropLog {
+    since_summary: u64,
+    last_summary: Option<std::time::Instant>,
+}
+
+impl DropLog {
+    fn record(&mut self, id: &str, error: &dyn std::fmt::Display) {
+        tracing::debug!(id, error = %error, "dropped an unreadable message");
+        let now = std::time::Instant::now();
+        match self.last_summary {
+            None => {
+                tracing::warn!(id, error = %error, "dropped an unreadable message (later ones are counted)");
+                self.last_summary = Some(now);
+            }
+            Some(last) => {
+                self.since_summary += 1;
+                if now.duration_since(last) >= DROP_SUMMARY_EVERY {
+                    tracing::warn!(count = self.since_summary, last_error = %error, "dropped unreadable messages");
+                    self.since_summary = 0;
+                    self.last_summary = Some(now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_summed_up_not_logged_one_by_one() {
+        let mut log = DropLog::default();
+        let e = "junk";
+        log.record("a", &e);
+        for _ in 0..1000 {
+            log.record("b", &e);
+        }
+        assert_eq!(log.since_summary, 1000, "within the interval, drops are only counted");
+        log.last_summary = Some(std::time::Instant::now() - DROP_SUMMARY_EVERY);
+        log.record("c", &e);
+        assert_eq!(log.since_summary, 0, "a summary resets the count");
     }
 }

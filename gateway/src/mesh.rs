@@ -17,6 +17,7 @@ use crate::background::Background;
 use crate::core::mesh::{MeshCore, MeshIn, MeshOut};
 use crate::descriptor::final_digest;
 use crate::descriptor::Signed;
+use crate::direct::LocalDirect;
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
 use crate::pairing::{self, PairSpec, Paired, Pending};
@@ -44,7 +45,9 @@ pub fn session_id(signed: &Signed) -> Vec<u8> {
 
 /// Establishes sessions with every other member within `timeout`; the result holds one
 /// entry per pid (`None` at our own). `members` is the final roster (with each member's
-/// agent DID and route); every session binds its digest.
+/// agent DID and route); every session binds its digest. With `direct`, every session
+/// offers our direct-path candidates and punches towards a peer that offers its own.
+#[allow(clippy::too_many_arguments)]
 pub async fn establish(
     agent: &Arc<Agent>,
     mailbox: &mut Mailbox,
@@ -53,6 +56,7 @@ pub async fn establish(
     members: &[Member],
     cfg: Config,
     timeout: Duration,
+    direct: Option<&LocalDirect>,
 ) -> Result<Vec<Option<Peer>>> {
     let me_did = agent.file.party.to_string();
     let me = members
@@ -81,24 +85,25 @@ pub async fn establish(
         while let Some(action) = queued.pop_front() {
             let more = match action {
                 MeshOut::Initiate(j) => {
-                    let p = pairing::initiate(agent, &spec(j)?).await?;
+                    let p = pairing::initiate(agent, &spec(j)?, direct).await?;
                     let init_id = p.init_id.clone();
                     pending.insert(j, p);
                     core.handle(MeshIn::Initiated { pid: j, init_id })
                 }
                 MeshOut::Respond(j) => {
                     let msg = current.take().ok_or_else(|| Error::State("no init to answer".into()))?;
-                    let result = pairing::accept(agent, relay, &msg, &spec(j)?, cfg.clone()).await.and_then(|p| {
-                        tracing::info!(pid = j, peer = %members[j].agent, "session up (we answered)");
-                        peers[j] = Some(peer(j, &members[j].agent, p)?);
-                        Ok(())
-                    });
+                    let result =
+                        pairing::accept(agent, relay, &msg, &spec(j)?, cfg.clone(), direct).await.and_then(|p| {
+                            tracing::info!(pid = j, peer = %members[j].agent, "session up (we answered)");
+                            peers[j] = Some(peer(j, &members[j].agent, p)?);
+                            Ok(())
+                        });
                     core.handle(MeshIn::Done { pid: j, result })
                 }
                 MeshOut::Complete(j) => {
                     let msg = current.take().ok_or_else(|| Error::State("no answer to complete".into()))?;
                     let p = pending.remove(&j).ok_or_else(|| Error::State(format!("no init to pid {j}")))?;
-                    let result = p.complete(&msg, relay, cfg.clone()).and_then(|p| {
+                    let result = p.complete(&msg, relay, cfg.clone(), direct).and_then(|p| {
                         tracing::info!(pid = j, peer = %members[j].agent, "session up (we initiated)");
                         peers[j] = Some(peer(j, &members[j].agent, p)?);
                         Ok(())

@@ -15,11 +15,13 @@ use session::handshake::{self, Initiator, Params};
 use session::{Config, Session};
 
 use crate::agent::Agent;
+use crate::direct::endpoint::Registration;
+use crate::direct::LocalDirect;
 use crate::error::{Error, Result};
 use crate::link::Link as MediatorLink;
 use crate::mailbox::Mailbox;
 use crate::relay_client::{Membership, RelayClient, RouteId, ROUTE_LEN};
-use crate::wire::{Accept, Init, Reject, RelayOffer};
+use crate::wire::{Accept, DirectOffer, Init, Reject, RelayOffer};
 
 pub use crate::wire::SESSION_1;
 /// The relay reservation protocol.
@@ -83,8 +85,9 @@ pub async fn connect(
     spec: &PairSpec,
     cfg: Config,
     timeout: Duration,
+    direct: Option<&LocalDirect>,
 ) -> Result<Paired> {
-    let pending = initiate(agent, spec).await?;
+    let pending = initiate(agent, spec, direct).await?;
     let peer = spec.peer.to_string();
     let id = pending.init_id.clone();
     let (answer, _) = mailbox
@@ -93,7 +96,7 @@ pub async fn connect(
         })
         .await
         .map_err(|_| Error::Timeout(format!("the session answer of {}", spec.peer.fmt_short())))?;
-    pending.complete(&answer, relay, cfg)
+    pending.complete(&answer, relay, cfg, direct)
 }
 
 /// A sent `init` waiting for its answer.
@@ -103,10 +106,12 @@ pub struct Pending {
     pub init_id: String,
     /// Whom it went to.
     pub peer: Did,
+    /// Our place at the UDP endpoint, if we offered direct paths.
+    reg: Option<Registration>,
 }
 
-/// Sends an `init` to `spec.peer`.
-pub async fn initiate(agent: &Agent, spec: &PairSpec) -> Result<Pending> {
+/// Sends an `init` to `spec.peer`, with our direct-path candidates when `direct` is given.
+pub async fn initiate(agent: &Agent, spec: &PairSpec, direct: Option<&LocalDirect>) -> Result<Pending> {
     let me = agent.file.party.to_string();
     let local = own_static(agent).await?;
     let remote = peer_static(agent, &spec.peer).await?;
@@ -119,20 +124,30 @@ pub async fn initiate(agent: &Agent, spec: &PairSpec) -> Result<Pending> {
         remote_static: &remote,
     };
     let (init, m1) = Initiator::start(&params).map_err(|e| Error::Protocol(e.to_string()))?;
+    let reg = direct.map(LocalDirect::register);
+    let offer = direct.zip(reg.as_ref()).map(|(d, r)| DirectOffer::new(r.id, &d.offer));
     let msg = Message::typed(&Init {
         session_id: b64e(&spec.session_id),
         roster_digest: b64e(spec.roster_digest),
         noise: b64e(&m1),
+        direct: offer,
     });
     let init_id = msg.id.clone();
     agent.send_via(msg, spec.peer.as_str(), spec.route.as_ref()).await?;
-    Ok(Pending { init, init_id, peer: spec.peer.clone() })
+    Ok(Pending { init, init_id, peer: spec.peer.clone(), reg })
 }
 
 impl Pending {
     /// Finishes the handshake with the peer's answer (`accept` or `reject`) and starts
-    /// the session over the relay route the peer reserved.
-    pub fn complete(self, answer: &Message, relay: &RelayClient, cfg: Config) -> Result<Paired> {
+    /// the session over the relay route the peer reserved, punching direct paths when both
+    /// sides offered candidates.
+    pub fn complete(
+        self,
+        answer: &Message,
+        relay: &RelayClient,
+        cfg: Config,
+        direct: Option<&LocalDirect>,
+    ) -> Result<Paired> {
         let accept = match answer.parse::<Accept>() {
             Ok(a) => a,
             Err(_) => {
@@ -147,20 +162,26 @@ impl Pending {
         let hash = hex(&keys.handshake_hash);
         let link = relay.link(&accept.relay.url, Membership { route: RouteId(route), slot: 0, secret })?;
         let span = tracing::info_span!("session", peer = %self.peer.fmt_short(), role = "initiator");
-        let (handle, incoming) =
-            span.in_scope(|| driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), link));
+        let mut session = Session::new(keys, cfg, std::time::Instant::now());
+        let paths = match (direct, self.reg, accept.direct.as_ref()) {
+            (Some(d), Some(reg), Some(theirs)) => Some(d.start(&mut session, reg, theirs)),
+            _ => None,
+        };
+        let (handle, incoming) = span.in_scope(|| driver::spawn_with(session, link, paths));
         Ok(Paired { handle, incoming, handshake_hash: hash })
     }
 }
 
 /// Answers an `init` (already received and authenticated from `spec.peer`): reserves a
-/// route at our mediator, joins it, and sends `accept`.
+/// route at our mediator, joins it, and sends `accept` (with our direct-path candidates
+/// when the initiator offered its own and `direct` is given).
 pub async fn accept(
     agent: &Agent,
     relay: &RelayClient,
     init: &Message,
     spec: &PairSpec,
     cfg: Config,
+    direct: Option<&LocalDirect>,
 ) -> Result<Paired> {
     if init.from.as_deref() != Some(spec.peer.as_str()) {
         return Err(Error::Protocol("session init is not from the expected peer".into()));
@@ -200,11 +221,23 @@ pub async fn accept(
     let hash = hex(&keys.handshake_hash);
     let plink = relay.link(&url, Membership::with_key(RouteId(route), 1, &route_key))?;
     let span = tracing::info_span!("session", peer = %spec.peer.fmt_short(), role = "responder");
-    let (handle, incoming) = span.in_scope(|| driver::spawn(Session::new(keys, cfg, std::time::Instant::now()), plink));
+    let mut session = Session::new(keys, cfg, std::time::Instant::now());
+    let (paths, offer) = match (direct, body.direct.as_ref()) {
+        (Some(d), Some(theirs)) => {
+            let reg = d.register();
+            let offer = DirectOffer::new(reg.id, &d.offer);
+            (Some(d.start(&mut session, reg, theirs)), Some(offer))
+        }
+        _ => (None, None),
+    };
+    let (handle, incoming) = span.in_scope(|| driver::spawn_with(session, plink, paths));
     // The initiator gets its own slot's secret only (inside this authcrypted message).
     let secret = b64e(route_key.slot_secret(0).as_bytes());
-    let mut answer =
-        Message::typed(&Accept { noise: b64e(&m2), relay: RelayOffer { url, route: b64e(route), secret } });
+    let mut answer = Message::typed(&Accept {
+        noise: b64e(&m2),
+        relay: RelayOffer { url, route: b64e(route), secret },
+        direct: offer,
+    });
     answer.thid = Some(init.id.clone());
     agent.send_via(answer, spec.peer.as_str(), spec.route.as_ref()).await?;
     Ok(Paired { handle, incoming, handshake_hash: hash })

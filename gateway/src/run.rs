@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use crate::agent::Agent;
 use crate::core::supervisor::{SupIn, SupOut, Supervisor};
 use crate::descriptor::Signed;
+use crate::direct::LocalDirect;
 use crate::error::{Error, Result};
+use crate::events::{emit, Event, Events};
 use crate::mailbox::Mailbox;
 use crate::mesh;
 use crate::relay_client::RelayClient;
@@ -39,6 +41,10 @@ pub struct RunOptions {
     pub session: session::Config,
     /// Time allowed for all pairwise handshakes.
     pub mesh_timeout: Duration,
+    /// No direct paths: no UDP socket, and our addresses stay hidden from the peers.
+    pub relay_only: bool,
+    /// Where the run's steps are reported (sessions up, running, its states).
+    pub events: Option<Events>,
 }
 
 /// How a run went.
@@ -85,8 +91,21 @@ pub async fn run(
     let status = Status::new(&agent.home, d, me);
     status.set_identity(identities[me].clone());
     status.set_state("connecting");
-    let peers = mesh::establish(&agent, mailbox, relay, signed, members, cfg, opts.mesh_timeout).await?;
+    let direct = if opts.relay_only {
+        None
+    } else {
+        match LocalDirect::prepare(&agent, cfg.path.hard_sockets).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "no direct paths; every session stays relayed");
+                None
+            }
+        }
+    };
+    let peers =
+        mesh::establish(&agent, mailbox, relay, signed, members, cfg, opts.mesh_timeout, direct.as_ref()).await?;
     let mesh_time = t0.elapsed();
+    emit(&opts.events, Event::SessionsUp { ms: mesh_time.as_millis() as u64 });
     let handles: Vec<Option<Handle>> = peers.iter().map(|p| p.as_ref().map(|p| p.handle.clone())).collect();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let first_dial = Arc::new(std::sync::OnceLock::new());
@@ -118,6 +137,7 @@ pub async fn run(
     let launched_at = Instant::now();
     let mut running = launch.spawn(&ports, opts.sink.clone())?;
     status.set_state("running");
+    emit(&opts.events, Event::Running);
     let grace_period = Duration::from_secs(d.peer_deadline_secs.max(1));
     let mut sup = Supervisor::new(me, roster.clone());
     let (mut exited, mut exited_at) = (false, None);
@@ -153,7 +173,10 @@ pub async fn run(
                         h.close(code, &reason);
                     }
                 }
-                SupOut::State(st) => status.set_state(&st),
+                SupOut::State(st) => {
+                    status.set_state(&st);
+                    emit(&opts.events, Event::State(st));
+                }
                 SupOut::Finish(r) => finished = Some(r),
             }
         }

@@ -43,15 +43,82 @@ pub struct PeerStatus {
     /// Packets dropped: forged, replayed or of an unknown key epoch.
     #[serde(default)]
     pub dropped: u64,
+    /// Packets declared lost (and resent).
+    #[serde(default)]
+    pub lost: u64,
+    /// Every path to the peer: the relay and the direct candidates.
+    #[serde(default)]
+    pub paths: Vec<PathRow>,
+    /// The latest changes of the path in use (at most 64).
+    #[serde(default)]
+    pub switches: Vec<SwitchRow>,
+    /// Changes of the path in use since the session started.
+    #[serde(default)]
+    pub path_switches: u64,
+    /// Our direct-path offer went out and the peer sent its own (false: relay only).
+    #[serde(default)]
+    pub punching: bool,
+    /// Ports of the peer's address we sprayed (its NAT is symmetric and ours is not).
+    #[serde(default)]
+    pub sprayed: u64,
     /// The identity its proof established (account or credential issuer), if one was asked.
     #[serde(default)]
     pub identity: Option<String>,
+}
+
+/// One path to a peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathRow {
+    /// `relay`, or `udp ADDRESS` (with `(socket N)` for an extra punching socket).
+    pub path: String,
+    /// `probing`, `validated`, `failed` or `abandoned`.
+    pub state: String,
+    /// Whether new packets take it.
+    pub active: bool,
+    /// Its smoothed RTT (ms), once measured.
+    pub rtt_ms: Option<f64>,
+    /// Its congestion window (bytes; none: unbounded, the relay).
+    pub cwnd: Option<u64>,
+    /// Packets sent, received, and declared lost on it.
+    pub sent: u64,
+    /// See `sent`.
+    pub received: u64,
+    /// See `sent`.
+    pub lost: u64,
+}
+
+/// A change of the path in use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SwitchRow {
+    /// Seconds since the session started.
+    pub at_s: f64,
+    /// The path before.
+    pub from: String,
+    /// The path after.
+    pub to: String,
+    /// `upgrade`, `failed` or `rtt`.
+    pub why: String,
+    /// For `failed`: how long the path had been silent (ms).
+    pub silent_ms: Option<f64>,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `direct (udp ADDRESS)` or `relayed (mediator)`: the path in use.
+pub fn path_name(r: &session::PathReport) -> String {
+    match r.paths.iter().find(|p| p.active).map(|p| p.addr) {
+        Some(session::PathAddr::Udp { remote, .. }) => format!("direct (udp {remote})"),
+        _ => "relayed (mediator)".into(),
+    }
 }
 
 impl PeerStatus {
     /// The row for the session with pid `pid`.
     pub fn from_session(pid: usize, did: &str, h: &Handle, identity: Option<String>) -> PeerStatus {
         let s = h.stats();
+        let r = h.paths();
         let state = match h.closed_now() {
             None => "up".to_owned(),
             Some(why) => why.to_string(),
@@ -60,7 +127,7 @@ impl PeerStatus {
             did: did.to_owned(),
             pid,
             state,
-            path: "relayed (mediator)".into(),
+            path: path_name(&r),
             rtt_ms: s.srtt_us.map(|us| us as f64 / 1000.0),
             bytes_sent: s.bytes_written,
             bytes_received: s.bytes_read,
@@ -68,6 +135,35 @@ impl PeerStatus {
             packets_received: s.packets_received,
             retransmits: s.retransmits,
             dropped: s.dropped_forged + s.dropped_replayed + s.dropped_epoch,
+            lost: s.lost,
+            paths: r
+                .paths
+                .iter()
+                .map(|p| PathRow {
+                    path: p.addr.to_string(),
+                    state: p.state.as_str().to_owned(),
+                    active: p.active,
+                    rtt_ms: p.srtt.map(ms),
+                    cwnd: p.cwnd,
+                    sent: p.sent,
+                    received: p.received,
+                    lost: p.lost,
+                })
+                .collect(),
+            switches: r
+                .switches
+                .iter()
+                .map(|w| SwitchRow {
+                    at_s: w.at.as_secs_f64(),
+                    from: w.from.to_string(),
+                    to: w.to.to_string(),
+                    why: w.why.as_str().to_owned(),
+                    silent_ms: w.silent_for.map(ms),
+                })
+                .collect(),
+            path_switches: r.switch_count,
+            punching: r.punching,
+            sprayed: r.sprayed,
             identity,
         }
     }

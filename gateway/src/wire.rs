@@ -110,8 +110,50 @@ pub struct Init {
     pub roster_digest: String,
     /// Noise message 1 (base64url).
     pub noise: String,
+    /// How the initiator may be reached directly (absent: relay only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectOffer>,
 }
 typed!(Init, "https://didmpc.dev/protocols/session/1.0/init");
+
+/// Direct-path candidates of one side of a session (`specs/session.md` §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectOffer {
+    /// The connection id to put in front of UDP datagrams for this session.
+    pub id: u32,
+    /// Addresses of the sender's interfaces (`ip:port`).
+    #[serde(default)]
+    pub host: Vec<String>,
+    /// The address its mediator saw its UDP socket come from (`ip:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflexive: Option<String>,
+    /// Its NAT's mapping: `easy` (endpoint-independent), `hard` (symmetric), `unknown`.
+    #[serde(default)]
+    pub nat: String,
+}
+
+impl DirectOffer {
+    /// The offer of a party with candidates `o`, for connection `id`.
+    pub fn new(id: u32, o: &session::Offer) -> DirectOffer {
+        DirectOffer {
+            id,
+            host: o.host.iter().map(ToString::to_string).collect(),
+            reflexive: o.reflexive.map(|r| r.to_string()),
+            nat: o.nat.as_str().to_owned(),
+        }
+    }
+
+    /// The candidates as the session takes them: unparsable entries are skipped, at most
+    /// `session::path::punch::MAX_CANDIDATES`.
+    pub fn offer(&self) -> session::Offer {
+        let parse = |s: &String| s.parse::<std::net::SocketAddr>().ok();
+        session::Offer {
+            host: self.host.iter().take(session::path::punch::MAX_CANDIDATES).filter_map(parse).collect(),
+            reflexive: self.reflexive.as_ref().and_then(parse),
+            nat: session::Nat::parse(&self.nat),
+        }
+    }
+}
 
 /// Where the data plane of a pairwise session meets: a relay route at the responder's mediator.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +179,9 @@ pub struct Accept {
     pub noise: String,
     /// The relay route.
     pub relay: RelayOffer,
+    /// How the responder may be reached directly (absent: relay only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectOffer>,
 }
 typed!(Accept, "https://didmpc.dev/protocols/session/1.0/accept");
 

@@ -210,8 +210,11 @@ pub enum Transport {
     Plain,
     /// WireGuard (wireguard-go), hub and spoke through the public server.
     Wireguard,
-    /// didmpc: sessions through the mediator (relayed today).
+    /// didmpc with `--relay-only`: sessions through the mediator's relay.
     Didmpc,
+    /// didmpc as it runs by default: sessions punch a direct UDP path where the NATs allow
+    /// it, the relay otherwise.
+    DidmpcDirect,
 }
 
 impl fmt::Display for Transport {
@@ -220,6 +223,7 @@ impl fmt::Display for Transport {
             Transport::Plain => "plain",
             Transport::Wireguard => "wireguard",
             Transport::Didmpc => "didmpc",
+            Transport::DidmpcDirect => "didmpc-direct",
         })
     }
 }

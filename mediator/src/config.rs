@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: Limits,
     /// The session relay's memory bounds.
     pub relay: RelayConfig,
+    /// UDP sockets answering reflexive-address probes.
+    pub udp: crate::transport::udp::UdpConfig,
     /// did:web resolution: what it may reach, and for whom it is done.
     pub resolver: ResolverConfig,
     /// Several instances sharing one Redis store (`specs/mediator.md`, "Cluster").
@@ -449,6 +451,11 @@ impl Config {
                 return Err(Error::Config(format!("cluster.advertise_url: {url} must start with http:// or https://")));
             }
         }
+        if self.udp.key_ttl_secs < 60 || self.udp.answers_per_second == 0 {
+            return Err(Error::Config(
+                "udp.key_ttl_secs must be at least 60 and udp.answers_per_second positive".into(),
+            ));
+        }
         self.relay.validate()
     }
 
@@ -493,6 +500,9 @@ mod tests {
             (b.max_queue_messages_per_source, b.max_queue_bytes_per_source, b.max_links_per_client)
         );
         assert_eq!(a.memory_budget_bytes, b.memory_budget_bytes);
+        assert_eq!(dev.udp.listen, d.udp.listen);
+        assert_eq!((dev.udp.key_ttl_secs, dev.udp.answers_per_second), (d.udp.key_ttl_secs, d.udp.answers_per_second));
+        assert_eq!(dev.udp.max_keys, d.udp.max_keys);
         assert_eq!(dev.resolver.policy(), d.resolver.policy());
         assert_eq!(dev.resolver.web_senders, d.resolver.web_senders);
         assert_eq!(d.resolver.policy().reach, did_core::Reach::PublicOnly);
@@ -514,6 +524,10 @@ mod tests {
         let c = Config::from_toml("[resolver]\nallow_private_addresses = true\nweb_senders = \"any\"").unwrap();
         assert_eq!(c.resolver.policy().reach, did_core::Reach::Private);
         assert!(Config::from_toml("").is_ok());
+        assert!(Config::from_toml("[udp]\nkey_ttl_secs = 5").is_err());
+        assert!(Config::from_toml("[udp]\nlisten = [\"nope\"]").is_err());
+        let c = Config::from_toml("[udp]\nlisten = [\"0.0.0.0:3478\", \"0.0.0.0:3479\"]").unwrap();
+        assert_eq!(c.udp.listen.len(), 2);
         assert!(Config::from_toml("store = \"postgres://x\"").is_err());
         assert!(Config::from_toml("[store]\nurl = \"redis://h:1/0\"\nbach = 1").is_err(), "typos in the table");
         assert!(Config::from_toml("[cluster]\nadvertise_url = \"10.0.0.5:7080\"").is_err());

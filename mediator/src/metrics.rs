@@ -31,6 +31,18 @@ pub struct Metrics {
     pub ws_open: AtomicI64,
     /// Messages expired and purged.
     pub expired: AtomicU64,
+    /// Reflexive-address probes answered.
+    pub reflex_answered: AtomicU64,
+    /// Probes dropped: not a probe, wrong length or version.
+    pub reflex_malformed: AtomicU64,
+    /// Probes dropped: the key expired.
+    pub reflex_expired: AtomicU64,
+    /// Probes dropped: the MAC did not verify.
+    pub reflex_bad_mac: AtomicU64,
+    /// Probes dropped: the key's rate was spent.
+    pub reflex_rate_limited: AtomicU64,
+    /// Probe keys granted.
+    pub reflex_grants: AtomicU64,
     /// Refusals by reason (shared with the connection tracker).
     pub refused: std::sync::Arc<crate::quota::Refusals>,
 }
@@ -55,6 +67,16 @@ impl Metrics {
             ("didmpc_mediator_problem_reports_total", &self.problems, "Problem reports sent"),
             ("didmpc_mediator_throttled_total", &self.throttled, "Requests refused by limits"),
             ("didmpc_mediator_expired_total", &self.expired, "Queued messages expired"),
+            ("didmpc_mediator_reflex_grants_total", &self.reflex_grants, "Reflexive-address probe keys granted"),
+            (
+                "didmpc_mediator_reflex_probes_total{outcome=\"answered\"}",
+                &self.reflex_answered,
+                "Reflexive-address probes by outcome",
+            ),
+            ("didmpc_mediator_reflex_probes_total{outcome=\"malformed\"}", &self.reflex_malformed, ""),
+            ("didmpc_mediator_reflex_probes_total{outcome=\"expired\"}", &self.reflex_expired, ""),
+            ("didmpc_mediator_reflex_probes_total{outcome=\"bad_mac\"}", &self.reflex_bad_mac, ""),
+            ("didmpc_mediator_reflex_probes_total{outcome=\"rate_limited\"}", &self.reflex_rate_limited, ""),
         ];
         for (name, c, help) in counters {
             let base = name.split('{').next().unwrap_or(name);

@@ -186,6 +186,7 @@ impl Mediator {
             protocols::DISCOVER_2 if name == "queries" => Some(misc::discover(msg)),
             protocols::OOB_LINK_1 => Some(misc::oob_link(self, name, msg, sender).await?),
             protocols::RELAY_1 => Some(protocols::relay::handle(self, name, msg, sender).await?),
+            relay::reflex::PROTOCOL => Some(protocols::reflex::handle(self, name, msg, sender).await?),
             protocols::PROBLEM_2 => {
                 tracing::info!(client = %sender, body = %msg.body, "problem report received");
                 None

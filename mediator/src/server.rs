@@ -68,6 +68,7 @@ pub async fn serve(
         next_conn: AtomicU64::new(1),
     });
     let purge = tokio::spawn(purge_loop(mediator.clone()));
+    let udp = crate::transport::udp::spawn(&mediator);
     let sweep = tokio::spawn(sweep_loop(mediator.clone()));
     let cluster_tasks = match mediator.cluster() {
         Some(c) => crate::cluster::start(&mediator, c),
@@ -106,6 +107,9 @@ pub async fn serve(
     };
     purge.abort();
     sweep.abort();
+    for t in udp {
+        t.abort();
+    }
     for t in cluster_tasks {
         t.abort();
     }

@@ -37,6 +37,10 @@ pub struct Mediator {
     pub(crate) routing_did: Did,
     /// The session relay.
     pub(crate) relay: relay::server::Relay,
+    /// The secret probe keys derive from (`relay::reflex`).
+    pub(crate) reflex: relay::reflex::ServerSecret,
+    /// The probe sockets (`[udp]`).
+    pub(crate) udp: crate::transport::udp::Sockets,
     /// Bytes of buffers held in memory (`limits.memory_budget_bytes`).
     pub(crate) memory: Arc<crate::quota::MemoryBudget>,
     /// This instance's part in a cluster (with a Redis store).
@@ -71,6 +75,7 @@ impl Mediator {
         redis: Option<RedisStore>,
     ) -> Result<Arc<Mediator>> {
         let base_urls = config.base_urls(listen);
+        let udp = crate::transport::udp::bind(&config.udp, &base_urls)?;
         let relay_limits = config.relay.limits();
         let endpoints = endpoints_for(&base_urls);
         let ks = Keystore::open(keys_dir(&config))?;
@@ -141,6 +146,8 @@ impl Mediator {
             own_dids,
             routing_did,
             relay: relay::server::Relay::new(relay_limits),
+            reflex: relay::reflex::ServerSecret::generate(),
+            udp,
             memory,
             cluster,
         }))
@@ -164,6 +171,11 @@ impl Mediator {
     /// The session relay.
     pub fn relay(&self) -> &relay::server::Relay {
         &self.relay
+    }
+
+    /// Where parties send reflexive-address probes (`host:port`; empty: no probes).
+    pub fn udp_addresses(&self) -> &[String] {
+        &self.udp.advertised
     }
 
     /// The relay's WebSocket URL (`ws(s)://<first public base>/relay`).

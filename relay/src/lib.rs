@@ -46,6 +46,7 @@ pub mod mesh;
 pub mod proto;
 #[cfg(any(feature = "server", feature = "client", feature = "ws"))]
 mod pump;
+pub mod reflex;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "ws")]

@@ -58,15 +58,15 @@ impl Sealer {
         self.nonce = 0;
     }
 
-    /// Seals the plaintext that `write` appends into a packet in `out` (no extra copy):
-    /// header || ciphertext || tag.
+    /// Seals the plaintext that `write` appends into a packet appended to `out` (no extra
+    /// copy; bytes already in `out` stay in front): header || ciphertext || tag.
     pub fn seal_with(&mut self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
         let header = Header { epoch: self.epoch, nonce: self.nonce };
         self.nonce += 1;
-        out.clear();
+        let start = out.len();
         out.extend_from_slice(&header.encode());
         write(out);
-        let (aad, body) = out.split_at_mut(HEADER_LEN);
+        let (aad, body) = out[start..].split_at_mut(HEADER_LEN);
         // ChaCha20-Poly1305 encryption only fails for inputs over 256 GiB.
         let tag = self.cipher.encrypt_in_place_detached(&noise_nonce(header.nonce), aad, body).unwrap_or_default();
         out.extend_from_slice(&tag);

@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
@@ -22,8 +23,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::PollSender;
 
 use crate::error::{CloseReason, Error, Result};
-use crate::session::{Event, Session, Stats};
+use crate::path::{PathAddr, PathReport};
+use crate::session::{Event, Session, Stats, HEADROOM};
 use crate::stream::Read;
+use crate::udp;
 
 /// Bytes buffered in each direction of a stream's pipe to the application.
 pub const PIPE_BYTES: usize = 64 * 1024;
@@ -45,6 +48,33 @@ pub struct Link {
     pub tx: mpsc::Sender<Bytes>,
     /// Packets and path events from the peer.
     pub rx: mpsc::Receiver<LinkEvent>,
+}
+
+/// The party's UDP sockets, as a session's direct paths use them.
+pub trait DirectIo: Send + Sync + 'static {
+    /// Sends `datagram` from our socket `local` (0: the main one) to `to`.
+    fn poll_send(&self, cx: &mut Context<'_>, local: u16, to: SocketAddr, datagram: &[u8]) -> Poll<io::Result<()>>;
+}
+
+/// A session packet that arrived on one of our UDP sockets.
+#[derive(Debug)]
+pub struct Datagram {
+    /// Our socket (0: the main one).
+    pub local: u16,
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// The session packet (the prefix removed).
+    pub packet: Bytes,
+}
+
+/// A session's direct paths: how to send, and what arrives for it.
+pub struct Direct {
+    /// The sockets.
+    pub io: Arc<dyn DirectIo>,
+    /// The connection id the peer chose (prefixed to what we send).
+    pub peer_id: u32,
+    /// Datagrams routed to this session (by the connection id we chose).
+    pub rx: mpsc::Receiver<Datagram>,
 }
 
 /// An application stream: read what the peer wrote, write what the peer reads.
@@ -119,9 +149,16 @@ pub struct Handle {
     closed: watch::Receiver<Option<CloseReason>>,
     stats: watch::Receiver<Stats>,
     flushed: watch::Receiver<bool>,
+    paths: watch::Receiver<PathReport>,
 }
 
 impl Handle {
+    /// The session's paths, their RTTs and the switches (refreshed on every change and at
+    /// least every 250 ms while packets flow).
+    pub fn paths(&self) -> PathReport {
+        self.paths.borrow().clone()
+    }
+
     /// Opens a stream to the peer.
     pub async fn open(&self) -> Result<SessionStream> {
         let (tx, rx) = oneshot::channel();
@@ -230,9 +267,16 @@ struct Pipe {
     in_shut: bool,
 }
 
-/// Runs `session` over `link` on the current runtime, inside the caller's current tracing span.
+/// Runs `session` over `link` (the relay) on the current runtime, inside the caller's
+/// current tracing span.
 pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
+    spawn_with(session, link, None)
+}
+
+/// Runs `session` over `link` (the relay) and, when given, direct UDP paths.
+pub fn spawn_with(session: Session, link: Link, direct: Option<Direct>) -> (Handle, Incoming) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (paths_tx, paths_rx) = watch::channel(session.path_report());
     let (accept_tx, accept_rx) = mpsc::unbounded_channel();
     let (closed_tx, closed_rx) = watch::channel(None);
     let (stats_tx, stats_rx) = watch::channel(Stats::default());
@@ -251,11 +295,29 @@ pub fn spawn(session: Session, link: Link) -> (Handle, Incoming) {
         pending: None,
         timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
         scratch: vec![0u8; 16 * 1024],
+        direct,
+        direct_gone: false,
+        udp_buf: Vec::new(),
+        paths_tx,
+        paths_gen: u64::MAX,
+        paths_at: Instant::now(),
     };
     // The driver runs in the caller's span (e.g. `session{peer=…}`), so its events name the peer.
     tokio::spawn(tracing::Instrument::instrument(driver, tracing::Span::current()));
-    (Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx, flushed: flushed_rx }, Incoming { rx: accept_rx })
+    let handle = Handle { cmd: cmd_tx, closed: closed_rx, stats: stats_rx, flushed: flushed_rx, paths: paths_rx };
+    (handle, Incoming { rx: accept_rx })
 }
+
+/// A packet taken from the session and not yet handed to its path.
+enum Out {
+    /// To the relay link.
+    Relay(Bytes),
+    /// In `udp_buf` at `HEADROOM`, `len` bytes.
+    Udp { local: u16, to: SocketAddr, len: usize },
+}
+
+/// How often the path report is refreshed without a state change (RTTs move).
+const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 struct Driver {
     session: Session,
@@ -268,9 +330,15 @@ struct Driver {
     stats_tx: watch::Sender<Stats>,
     flushed_tx: watch::Sender<bool>,
     pipes: HashMap<u32, Pipe>,
-    pending: Option<Bytes>,
+    pending: Option<Out>,
     timer: Pin<Box<tokio::time::Sleep>>,
     scratch: Vec<u8>,
+    direct: Option<Direct>,
+    direct_gone: bool,
+    udp_buf: Vec<u8>,
+    paths_tx: watch::Sender<PathReport>,
+    paths_gen: u64,
+    paths_at: Instant,
 }
 
 impl Pipe {
@@ -392,6 +460,17 @@ impl Driver {
             }
             progress = true;
         }
+        while let (false, Some(d)) = (self.direct_gone, self.direct.as_mut()) {
+            match d.rx.poll_recv(cx) {
+                Poll::Ready(Some(g)) => {
+                    let path = PathAddr::Udp { local: g.local, remote: g.from };
+                    self.session.handle_packet_on(now, path, &g.packet);
+                }
+                Poll::Ready(None) => self.direct_gone = true,
+                Poll::Pending => break,
+            }
+            progress = true;
+        }
         while let Some(ev) = self.session.poll_event() {
             progress = true;
             match ev {
@@ -507,30 +586,73 @@ impl Driver {
         progress
     }
 
-    /// Hands packets to the link while it has room.
+    /// Hands packets to their paths while they take them.
     fn transmit(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         loop {
             if self.pending.is_none() {
-                match self.session.poll_transmit(now) {
-                    Some(p) => self.pending = Some(Bytes::from(p)),
-                    None => return progress,
-                }
-            }
-            match self.out.poll_reserve(cx) {
-                Poll::Ready(Ok(())) => {
-                    if let Some(p) = self.pending.take() {
-                        let _ = self.out.send_item(p);
+                let mut buf = std::mem::take(&mut self.udp_buf);
+                match self.session.poll_transmit(now, &mut buf) {
+                    None => {
+                        self.udp_buf = buf;
+                        return progress;
                     }
-                    progress = true;
+                    Some(t) => match t.path {
+                        // The relay link takes the packet itself (no copy: the headroom
+                        // stays in front of the slice).
+                        PathAddr::Relay => self.pending = Some(Out::Relay(Bytes::from(buf).slice(HEADROOM..))),
+                        PathAddr::Udp { local, remote } => {
+                            self.udp_buf = buf;
+                            self.pending = Some(Out::Udp { local, to: remote, len: t.len });
+                        }
+                    },
                 }
-                // The link is gone: packets are dropped; the peer deadline ends the session.
-                Poll::Ready(Err(_)) => {
-                    self.pending = None;
-                    progress = true;
-                }
-                Poll::Pending => return progress,
             }
+            match self.pending.take() {
+                Some(Out::Relay(p)) => match self.out.poll_reserve(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let _ = self.out.send_item(p);
+                        progress = true;
+                    }
+                    // The link is gone: packets are dropped; the peer deadline ends the session.
+                    Poll::Ready(Err(_)) => progress = true,
+                    Poll::Pending => {
+                        self.pending = Some(Out::Relay(p));
+                        return progress;
+                    }
+                },
+                Some(Out::Udp { local, to, len }) => {
+                    let Some(d) = self.direct.as_ref() else {
+                        progress = true;
+                        continue;
+                    };
+                    let start = udp::write_prefix(&mut self.udp_buf, HEADROOM, d.peer_id);
+                    match d.io.poll_send(cx, local, to, &self.udp_buf[start..HEADROOM + len]) {
+                        // Sent, or failed (unreachable, no such socket): UDP may lose it;
+                        // loss recovery resends what mattered.
+                        Poll::Ready(_) => progress = true,
+                        Poll::Pending => {
+                            self.pending = Some(Out::Udp { local, to, len });
+                            return progress;
+                        }
+                    }
+                }
+                None => return progress,
+            }
+        }
+    }
+
+    /// Publishes the path report when it changed, or every [`REPORT_EVERY`].
+    fn report_paths(&mut self, now: Instant) {
+        let gen = self.session.path_generation();
+        if gen != self.paths_gen || now.saturating_duration_since(self.paths_at) >= REPORT_EVERY {
+            self.paths_gen = gen;
+            self.paths_at = now;
+            let report = self.session.path_report();
+            self.paths_tx.send_if_modified(|r| {
+                *r = report;
+                false
+            });
         }
     }
 }
@@ -551,6 +673,7 @@ impl Future for Driver {
         if more {
             cx.waker().wake_by_ref();
         }
+        this.report_paths(Instant::now());
         // Nobody waits for new counters (they are read on demand): update them quietly.
         let stats = this.session.snapshot();
         let flushed = stats.unacked_bytes == 0 && stats.queued == 0;

@@ -103,6 +103,63 @@ pub enum Record<'a> {
     },
     /// Asks for an acknowledgement (keepalive).
     Ping,
+    /// Packets received above the cumulative acknowledgement: ranges of sequence numbers,
+    /// highest first (a selective acknowledgement).
+    Acks {
+        /// The ranges.
+        ranges: AckRanges<'a>,
+    },
+    /// Please echo `token` on the path this arrived on (path validation, RTT, keepalive).
+    PathChallenge {
+        /// Opaque token.
+        token: u64,
+    },
+    /// The echo of a [`Record::PathChallenge`] received on this path.
+    PathResponse {
+        /// The challenge's token.
+        token: u64,
+    },
+}
+
+/// Inclusive ranges `(first, last)` of sequence numbers, as carried by [`Record::Acks`]:
+/// `count u8` then `count × (first u64, last u64)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckRanges<'a> {
+    raw: &'a [u8],
+}
+
+/// Most ranges one [`Record::Acks`] carries when we send it.
+pub const MAX_ACK_RANGES: usize = 8;
+
+impl<'a> AckRanges<'a> {
+    /// The ranges, as encoded.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        self.raw.chunks_exact(16).map(|c| {
+            let mut b = c;
+            (b.get_u64(), b.get_u64())
+        })
+    }
+
+    /// How many ranges.
+    pub fn len(&self) -> usize {
+        self.raw.len() / 16
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+}
+
+/// Appends an ACKS record for `ranges` (at most 255 are encoded).
+pub fn encode_acks(ranges: &[(u64, u64)], out: &mut Vec<u8>) {
+    let n = ranges.len().min(255);
+    out.put_u8(T_ACKS);
+    out.put_u8(n as u8);
+    for (first, last) in &ranges[..n] {
+        out.put_u64(*first);
+        out.put_u64(*last);
+    }
 }
 
 const T_OPEN: u8 = 0x01;
@@ -112,6 +169,9 @@ const T_RESET: u8 = 0x04;
 const T_WINDOW: u8 = 0x05;
 const T_CLOSE: u8 = 0x06;
 const T_PING: u8 = 0x07;
+const T_ACKS: u8 = 0x08;
+const T_PATH_CHALLENGE: u8 = 0x09;
+const T_PATH_RESPONSE: u8 = 0x0a;
 
 /// Appends a DATA record whose payload `fill` writes (exactly `len` bytes) to `out`.
 pub fn encode_data_with(id: u32, offset: u64, len: u16, out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
@@ -137,6 +197,8 @@ impl Record<'_> {
             Record::Reset { .. } => 9,
             Record::Close { reason, .. } => 7 + clip_reason(reason).len(),
             Record::Ping => 1,
+            Record::Acks { ranges } => 2 + 16 * ranges.len(),
+            Record::PathChallenge { .. } | Record::PathResponse { .. } => 9,
         }
     }
 
@@ -177,7 +239,27 @@ impl Record<'_> {
                 out.put_slice(r);
             }
             Record::Ping => out.put_u8(T_PING),
+            Record::Acks { ranges } => {
+                out.put_u8(T_ACKS);
+                out.put_u8(ranges.len() as u8);
+                out.put_slice(ranges.raw);
+            }
+            Record::PathChallenge { token } => {
+                out.put_u8(T_PATH_CHALLENGE);
+                out.put_u64(*token);
+            }
+            Record::PathResponse { token } => {
+                out.put_u8(T_PATH_RESPONSE);
+                out.put_u64(*token);
+            }
         }
+    }
+
+    /// Whether the record is about the packet or the path rather than the streams: it is
+    /// acted on when the packet arrives, is never retransmitted, and may ride in an
+    /// unreliable packet (PING, ACKS, PATH_CHALLENGE, PATH_RESPONSE).
+    pub fn is_volatile(&self) -> bool {
+        matches!(self, Record::Ping | Record::Acks { .. } | Record::PathChallenge { .. } | Record::PathResponse { .. })
     }
 }
 
@@ -267,6 +349,22 @@ fn decode_one<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>> {
             Record::Close { code, reason }
         }
         T_PING => Record::Ping,
+        T_ACKS => {
+            need(buf, 1)?;
+            let n = buf.get_u8() as usize * 16;
+            need(buf, n)?;
+            let (raw, rest) = buf.split_at(n);
+            *buf = rest;
+            Record::Acks { ranges: AckRanges { raw } }
+        }
+        T_PATH_CHALLENGE => {
+            need(buf, 8)?;
+            Record::PathChallenge { token: buf.get_u64() }
+        }
+        T_PATH_RESPONSE => {
+            need(buf, 8)?;
+            Record::PathResponse { token: buf.get_u64() }
+        }
         _ => return Err(Error::Malformed("unknown record type")),
     })
 }

@@ -13,16 +13,21 @@
 //! See `specs/session.md`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cc;
 pub mod crypto;
 pub mod driver;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod path;
+mod recovery;
 pub mod session;
 pub mod stream;
+pub mod udp;
 
 pub use driver::{Handle, Incoming, Link, LinkEvent, SessionStream};
 pub use error::{CloseReason, Error, Result};
 pub use handshake::{Initiator, Keys, Params, Role};
-pub use session::{Config, Event, Session, Stats};
+pub use path::{Nat, Offer, PathAddr, PathConfig, PathReport};
+pub use session::{Config, Event, Session, Stats, Transmit, HEADROOM};
 pub use stream::Read;

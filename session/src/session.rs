@@ -12,9 +12,19 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::{Drop, Opener, Sealer};
 use crate::error::{CloseReason, Error, Result};
-use crate::frame::{self, Record, DATA_OVERHEAD, MAX_PLAINTEXT, PLAIN_HEADER_LEN};
+use crate::frame::{self, Record, DATA_OVERHEAD, HEADER_LEN, MAX_ACK_RANGES, MAX_PACKET, PLAIN_HEADER_LEN, TAG_LEN};
 use crate::handshake::{Keys, Role};
+use crate::path::manager::{Probe, RELAY};
+use crate::path::{Offer, PathAddr, PathConfig, PathReport, Paths};
+use crate::recovery::Recovery;
 use crate::stream::{Read, Stream};
+use crate::udp;
+
+/// Bytes [`Session::poll_transmit`] leaves free in front of each packet, so that a driver
+/// can frame it in place (relay: op and route; UDP: the connection-id prefix).
+pub const HEADROOM: usize = 32;
+/// Packet bytes that are not records: header, tag, plaintext header.
+const PACKET_OVERHEAD: usize = HEADER_LEN + TAG_LEN + PLAIN_HEADER_LEN;
 
 /// Tunables. The defaults suit a relayed path on the Internet.
 #[derive(Debug, Clone)]
@@ -33,11 +43,11 @@ pub struct Config {
     pub ack_every: u32,
     /// Otherwise acknowledge within this delay.
     pub ack_delay: Duration,
-    /// First retransmission timeout.
+    /// Probe timeout before the first RTT sample (an RTT of a third of it is assumed).
     pub rto_initial: Duration,
-    /// Smallest retransmission timeout.
+    /// Smallest probe timeout.
     pub rto_min: Duration,
-    /// Largest retransmission timeout (after backoff).
+    /// Largest probe timeout (after backoff).
     pub rto_max: Duration,
     /// Send a keepalive after this much silence (at most a third of `peer_deadline` is
     /// used, so an idle but healthy peer is never declared lost).
@@ -48,6 +58,11 @@ pub struct Config {
     pub rekey_after_packets: u64,
     /// Rekey after this much time in one epoch.
     pub rekey_after: Duration,
+    /// Largest UDP payload on a direct path, bytes: packets there are
+    /// `udp_payload − udp::PREFIX_LEN` bytes at most (default 1,200).
+    pub udp_payload: usize,
+    /// Direct paths: punching, validation, failure and re-probing.
+    pub path: PathConfig,
 }
 
 impl Default for Config {
@@ -61,12 +76,14 @@ impl Default for Config {
             ack_every: 8,
             ack_delay: Duration::from_millis(2),
             rto_initial: Duration::from_secs(1),
-            rto_min: Duration::from_millis(200),
+            rto_min: Duration::from_millis(50),
             rto_max: Duration::from_secs(10),
             keepalive: Duration::from_secs(10),
             peer_deadline: Duration::from_secs(60),
             rekey_after_packets: 1 << 32,
             rekey_after: Duration::from_secs(3600),
+            udp_payload: 1200,
+            path: PathConfig::default(),
         }
     }
 }
@@ -89,12 +106,16 @@ pub enum Event {
 /// Counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Packets sent (including retransmissions and acks).
+    /// Packets sent (including retransmissions, acks and probes).
     pub packets_sent: u64,
     /// Packets accepted.
     pub packets_received: u64,
     /// Packets retransmitted.
     pub retransmits: u64,
+    /// Packets declared lost (by the packet or time threshold).
+    pub lost: u64,
+    /// Probe timeouts that fired.
+    pub ptos: u64,
     /// Packets dropped: failed authentication.
     pub dropped_forged: u64,
     /// Packets dropped: replayed or too old.
@@ -109,21 +130,25 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Application bytes returned by `read` (all streams).
     pub bytes_read: u64,
-    /// Smoothed round-trip time (microseconds), once measured.
+    /// Smoothed round-trip time of the active path (microseconds), once measured.
     pub srtt_us: Option<u64>,
+    /// Whether new packets take a direct path.
+    pub direct: bool,
+    /// Changes of the active path.
+    pub path_switches: u64,
     /// Bytes sent and not yet acknowledged (filled by [`Session::snapshot`]).
     pub unacked_bytes: u64,
     /// Stream bytes, FINs and control records not yet sent (filled by [`Session::snapshot`]).
     pub queued: u64,
 }
 
-struct Unacked {
-    seq: u64,
-    body: Vec<u8>,
-    first_sent: Instant,
-    sent_at: Instant,
-    resent: bool,
-    queued: bool,
+/// A packet [`Session::poll_transmit`] wrote: `buf[HEADROOM..HEADROOM + len]`, to go on `path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where it goes.
+    pub path: PathAddr,
+    /// Its length.
+    pub len: usize,
 }
 
 enum State {
@@ -143,30 +168,34 @@ pub struct Session {
     next_local_id: u32,
     rr_cursor: u32,
     next_seq: u64,
-    unacked: VecDeque<Unacked>,
-    in_flight: usize,
-    resend: VecDeque<u64>,
+    rec: Recovery,
+    paths: Paths,
     control: Vec<u8>,
     recv_next: u64,
     reorder: BTreeMap<u64, Vec<u8>>,
     ack_owed: u32,
     ack_at: Option<Instant>,
     ping_owed: bool,
+    /// The pacer holds back the next packet until then.
+    pace_at: Option<Instant>,
     last_recv: Instant,
     last_send: Instant,
-    srtt: Option<Duration>,
-    rto: Duration,
     events: VecDeque<Event>,
     state: State,
     stats: Stats,
     plain: Vec<u8>,
+    volatile: Vec<u8>,
 }
 
 impl Session {
-    /// A session over keys from a completed handshake.
+    /// A session over keys from a completed handshake. Its only path is the relay until
+    /// [`Session::punch`] adds direct candidates.
     pub fn new(keys: Keys, mut cfg: Config, now: Instant) -> Session {
         cfg.keepalive = cfg.keepalive.min(cfg.peer_deadline / 3).max(Duration::from_millis(10));
-        let rto = cfg.rto_initial;
+        let seed = u64::from_le_bytes(keys.handshake_hash[..8].try_into().unwrap_or([7; 8]))
+            ^ if keys.role == Role::Initiator { 0 } else { 0x5555_5555_5555_5555 };
+        let udp_mtu = cfg.udp_payload.saturating_sub(udp::PREFIX_LEN).clamp(PACKET_OVERHEAD + 64, MAX_PACKET);
+        let paths = Paths::new(cfg.path.clone(), now, seed, cfg.rto_initial / 3, MAX_PACKET, udp_mtu);
         Session {
             role: keys.role,
             sealer: Sealer::new(keys.send),
@@ -176,23 +205,22 @@ impl Session {
             next_local_id: if keys.role == Role::Initiator { 1 } else { 2 },
             rr_cursor: 0,
             next_seq: 1,
-            unacked: VecDeque::new(),
-            in_flight: 0,
-            resend: VecDeque::new(),
+            rec: Recovery::default(),
+            paths,
             control: Vec::new(),
             recv_next: 1,
             reorder: BTreeMap::new(),
             ack_owed: 0,
             ack_at: None,
             ping_owed: false,
+            pace_at: None,
             last_recv: now,
             last_send: now,
-            srtt: None,
-            rto,
             events: VecDeque::new(),
             state: State::Open,
             stats: Stats::default(),
-            plain: Vec::with_capacity(MAX_PLAINTEXT),
+            plain: Vec::with_capacity(MAX_PACKET),
+            volatile: Vec::new(),
             cfg,
         }
     }
@@ -211,7 +239,7 @@ impl Session {
     /// the peer has everything written so far.
     pub fn snapshot(&self) -> Stats {
         let mut s = self.stats.clone();
-        s.unacked_bytes = self.in_flight as u64;
+        s.unacked_bytes = self.rec.bytes as u64;
         s.queued = self.control.len() as u64
             + self
                 .streams
@@ -219,6 +247,29 @@ impl Session {
                 .map(|st| st.send.pending.len() as u64 + u64::from(st.send.fin_requested && !st.send.fin_sent))
                 .sum::<u64>();
         s
+    }
+
+    /// The paths, their RTTs and the switches so far.
+    pub fn path_report(&self) -> PathReport {
+        self.paths.report()
+    }
+
+    /// Changes whenever a path changes state (a cheap test for a new [`Session::path_report`]).
+    pub fn path_generation(&self) -> u64 {
+        self.paths.generation()
+    }
+
+    /// The path manager (tests inspect it).
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Starts hole punching towards the peer: `ours` is what we told it, `theirs` what it
+    /// told us (see `path::punch`). Candidates are probed with authenticated challenges; a
+    /// path carries data once its challenge was answered.
+    pub fn punch(&mut self, now: Instant, ours: &Offer, theirs: &Offer) {
+        self.paths.punch(now, ours, theirs);
     }
 
     /// Why the session ended, if it did.
@@ -231,7 +282,7 @@ impl Session {
 
     /// Whether every packet we sent was acknowledged and nothing waits to be sent.
     pub fn is_idle(&self) -> bool {
-        self.unacked.is_empty()
+        self.rec.is_empty()
             && self.control.is_empty()
             && self.streams.values().all(|s| s.send.pending.is_empty() && !s.fin_ready())
     }
@@ -337,28 +388,29 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// The path to the peer was re-established (e.g. a new relay connection): resend
-    /// everything unacknowledged now and ask for an acknowledgement.
+    /// The relay path was re-established (e.g. a new relay connection): resend what is
+    /// in flight on it now and ask for an acknowledgement.
     pub fn on_path_reset(&mut self, now: Instant) {
-        self.rto = self.cfg.rto_initial;
-        for u in self.unacked.iter_mut() {
-            if !u.queued {
-                u.queued = true;
-                self.resend.push_back(u.seq);
-            }
-        }
+        self.rec.requeue_path(RELAY, &mut self.paths);
+        self.rec.pto_count = 0;
         self.ping_owed = true;
         self.ack_at = Some(now);
     }
 
-    /// Feeds a packet received from the peer. Bad packets are counted and dropped.
+    /// Feeds a packet received through the relay. Bad packets are counted and dropped.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_on(now, PathAddr::Relay, packet);
+    }
+
+    /// Feeds a packet received on `path`. Bad packets are counted and dropped; an
+    /// authenticated packet from a new UDP address makes it a path to probe.
+    pub fn handle_packet_on(&mut self, now: Instant, path: PathAddr, packet: &[u8]) {
         if let State::Closed(_) = self.state {
             return;
         }
         let mut plain = std::mem::take(&mut self.plain);
         match self.opener.open(packet, &mut plain) {
-            Ok(()) => self.on_plaintext(now, &plain),
+            Ok(()) => self.on_plaintext(now, path, &plain),
             Err(Drop::Forged) => self.stats.dropped_forged += 1,
             Err(Drop::Replayed) => self.stats.dropped_replayed += 1,
             Err(Drop::StaleEpoch) => self.stats.dropped_epoch += 1,
@@ -366,20 +418,36 @@ impl Session {
         self.plain = plain;
     }
 
-    fn on_plaintext(&mut self, now: Instant, plain: &[u8]) {
+    fn on_plaintext(&mut self, now: Instant, path: PathAddr, plain: &[u8]) {
         let Ok((seq, ack, body)) = frame::split_plain(plain) else {
             return self.fail("plaintext too short");
         };
         self.last_recv = now;
         self.stats.packets_received += 1;
-        self.on_ack(now, ack);
-        if seq == 0 {
-            for r in frame::records(body) {
-                match r {
-                    Ok(Record::Ping) => self.ack_at = Some(now),
-                    _ => return self.fail("unreliable packet with a reliable record"),
+        let id = self.paths.on_receive(now, path);
+        // Records about the packet and the path act now, whatever the sequence number.
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for r in frame::records(body) {
+            match r {
+                Ok(Record::Ping) => self.ack_at = Some(now),
+                Ok(Record::Acks { ranges: r }) => ranges.extend(r.iter().take(64)),
+                Ok(Record::PathChallenge { token }) => {
+                    if let Some(id) = id {
+                        self.paths.on_challenge(id, token);
+                    }
                 }
+                Ok(Record::PathResponse { token }) => {
+                    if let Some(id) = id {
+                        self.paths.on_response(now, id, token);
+                    }
+                }
+                Ok(_) if seq == 0 => return self.fail("unreliable packet with a reliable record"),
+                Ok(_) => {}
+                Err(_) => return self.fail("undecodable record"),
             }
+        }
+        self.on_ack(now, ack, &ranges, id);
+        if seq == 0 {
             return;
         }
         if seq < self.recv_next {
@@ -402,39 +470,32 @@ impl Session {
             self.recv_next += 1;
             self.ack_owed += 1;
         }
-        if self.ack_owed >= self.cfg.ack_every {
+        if self.ack_owed >= self.cfg.ack_every || !self.reorder.is_empty() {
             self.ack_at = Some(now);
         } else if self.ack_at.is_none() {
             self.ack_at = Some(now + self.cfg.ack_delay);
         }
     }
 
-    fn on_ack(&mut self, now: Instant, ack: u64) {
-        let mut acked = false;
-        while let Some(front) = self.unacked.front() {
-            if front.seq > ack {
-                break;
-            }
-            if !front.resent {
-                let sample = now.saturating_duration_since(front.first_sent);
-                let srtt = match self.srtt {
-                    None => sample,
-                    Some(s) => (s * 7 + sample) / 8,
-                };
-                self.srtt = Some(srtt);
-                self.stats.srtt_us = Some(srtt.as_micros() as u64);
-            }
-            self.in_flight -= front.body.len();
-            self.unacked.pop_front();
-            acked = true;
+    /// Applies an acknowledgement that arrived on path `arrived`. An RTT sample counts for
+    /// a path only when the acknowledgement came back on the path the packet went out on
+    /// (while the peer still sends elsewhere, the round trip mixes two paths).
+    fn on_ack(&mut self, now: Instant, ack: u64, ranges: &[(u64, u64)], arrived: Option<usize>) {
+        let acked = self.rec.on_ack(now, ack, ranges.iter().copied(), &mut self.paths);
+        self.stats.lost = self.rec.lost;
+        if let Some((path, sample)) = acked.sample.filter(|(p, _)| Some(*p) == arrived) {
+            self.paths.on_rtt_sample(now, path, sample);
         }
-        if acked {
-            let base = self.srtt.map_or(self.cfg.rto_initial, |s| s * 3);
-            self.rto = base.clamp(self.cfg.rto_min, self.cfg.rto_max);
-            while self.resend.front().is_some_and(|s| *s <= ack) {
-                self.resend.pop_front();
-            }
+        if acked.packets > 0 {
+            self.refresh_stats();
         }
+    }
+
+    fn refresh_stats(&mut self) {
+        let active = self.paths.get(self.paths.active());
+        self.stats.srtt_us = active.rtt.smoothed().map(|d| d.as_micros() as u64);
+        self.stats.direct = active.addr.is_direct();
+        self.stats.path_switches = self.paths.switch_count();
     }
 
     fn apply(&mut self, body: &[u8]) {
@@ -496,7 +557,7 @@ impl Session {
                 self.state = State::Closed(why.clone());
                 self.events.push_back(Event::Closed(why));
             }
-            Record::Ping => {}
+            Record::Ping | Record::Acks { .. } | Record::PathChallenge { .. } | Record::PathResponse { .. } => {}
         }
         Ok(())
     }
@@ -509,32 +570,82 @@ impl Session {
                 .any(|s| s.fin_ready() || (!s.send.pending.is_empty() && s.send.max_offset > s.send.offset))
     }
 
-    /// The next packet to send, if any.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// Whether a packet of `size` bytes may go on `path` now: congestion window (unless a
+    /// probe is owed) and pacing. Sets the pacing timer when it must wait.
+    fn may_send(&mut self, now: Instant, path: usize, size: usize) -> bool {
+        let probe = self.rec.probes_owed > 0;
+        let p = self.paths.get_mut(path);
+        let window = p.cc.window();
+        if !probe && p.in_flight + size as u64 > window {
+            return false;
+        }
+        let mtu = p.mtu as u64;
+        match p.pacer.delay(now, size as u64, window, p.rtt.smoothed(), mtu) {
+            Some(t) if !probe => {
+                self.pace_at = Some(t);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// The packet of a `Vec` (for tests and tools): like [`Session::poll_transmit`] into a
+    /// fresh buffer, without the path.
+    pub fn next_packet(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.poll_transmit(now, &mut buf).map(|t| buf[HEADROOM..HEADROOM + t.len].to_vec())
+    }
+
+    /// The next packet to send, if any: written into `buf` at [`HEADROOM`] (the bytes
+    /// before it are free for the caller's framing), and where it goes.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         if let State::Closed(_) = self.state {
             return None;
         }
-        while let Some(seq) = self.resend.pop_front() {
-            let Some(i) = self.unacked.iter().position(|u| u.seq == seq) else {
+        self.pace_at = None;
+        if let Some(probe) = self.paths.poll_probe(now) {
+            return Some(self.send_probe(now, probe, buf));
+        }
+        let active = self.paths.active();
+        // Retransmissions first, in order.
+        while let Some(&seq) = self.rec.resend.front() {
+            let Some(sent) = self.rec.unacked.get_mut(&seq).filter(|s| s.queued) else {
+                self.rec.resend.pop_front();
                 continue;
             };
-            let body = std::mem::take(&mut self.unacked[i].body);
-            let pkt = self.seal(now, seq, &body);
-            let u = &mut self.unacked[i];
-            u.body = body;
-            u.sent_at = now;
-            u.resent = true;
-            u.queued = false;
+            let size = sent.body.len() + PACKET_OVERHEAD;
+            // A packet built for the relay may be too big for a direct path.
+            let target = if size <= self.paths.get(active).mtu { active } else { RELAY };
+            if !self.may_send(now, target, size) {
+                break;
+            }
+            self.rec.resend.pop_front();
+            let Some(sent) = self.rec.unacked.get_mut(&seq) else { continue };
+            let body = std::mem::take(&mut sent.body);
+            sent.resent = true;
+            let len = self.seal(now, target, seq, &body, buf);
+            if let Some(s) = self.rec.unacked.get_mut(&seq) {
+                s.body = body;
+            }
+            self.after_reliable(now, seq, target, len);
             self.stats.retransmits += 1;
-            return Some(pkt);
+            return Some(Transmit { path: self.paths.get(target).addr, len });
         }
-        if self.in_flight < self.cfg.max_in_flight && self.has_new_data() {
-            let body = self.build_body();
+        let mtu = self.paths.get(active).mtu;
+        if self.rec.resend.is_empty()
+            && self.rec.bytes < self.cfg.max_in_flight
+            && self.has_new_data()
+            && self.may_send(now, active, mtu)
+        {
+            let reserve = self.volatile_records(mtu);
+            let body = self.build_body(mtu - PACKET_OVERHEAD - reserve);
             let seq = self.next_seq;
             self.next_seq += 1;
-            let pkt = self.seal(now, seq, &body);
-            self.in_flight += body.len();
-            self.unacked.push_back(Unacked { seq, body, first_sent: now, sent_at: now, resent: false, queued: false });
+            self.rec.insert(seq, body, now);
+            let body = std::mem::take(&mut self.rec.unacked.get_mut(&seq)?.body);
+            let len = self.seal(now, active, seq, &body, buf);
+            self.rec.unacked.get_mut(&seq)?.body = body;
+            self.after_reliable(now, seq, active, len);
             if let State::Closing(r) = &self.state {
                 if self.control.is_empty() {
                     let r = r.clone();
@@ -542,22 +653,69 @@ impl Session {
                     self.state = State::Closed(r);
                 }
             }
-            return Some(pkt);
+            return Some(Transmit { path: self.paths.get(active).addr, len });
         }
         if self.ping_owed || self.ack_at.is_some_and(|t| t <= now) {
-            let mut body = Vec::new();
+            self.volatile_records(mtu);
             if self.ping_owed {
-                Record::Ping.encode(&mut body);
+                Record::Ping.encode(&mut self.volatile);
                 self.ping_owed = false;
             }
-            return Some(self.seal(now, 0, &body));
+            let len = self.seal(now, active, 0, &[], buf);
+            return Some(Transmit { path: self.paths.get(active).addr, len });
         }
         None
     }
 
-    /// Control records first, then stream data round-robin, filling one packet.
-    fn build_body(&mut self) -> Vec<u8> {
-        let budget = MAX_PLAINTEXT - PLAIN_HEADER_LEN;
+    fn after_reliable(&mut self, now: Instant, seq: u64, path: usize, len: usize) {
+        let p = self.paths.get(path);
+        let app_limited = (p.in_flight + len as u64).saturating_mul(2) < p.cc.window();
+        self.rec.on_sent(seq, now, path, len as u64, app_limited, &mut self.paths);
+        let p = self.paths.get_mut(path);
+        p.pacer.on_sent(len as u64);
+        self.paths.on_sent(now, path, true);
+    }
+
+    fn send_probe(&mut self, now: Instant, probe: Probe, buf: &mut Vec<u8>) -> Transmit {
+        let id = self.paths.lookup(&probe.addr);
+        self.volatile.clear();
+        if let Some(token) = probe.challenge {
+            Record::PathChallenge { token }.encode(&mut self.volatile);
+        }
+        for token in &probe.responses {
+            Record::PathResponse { token: *token }.encode(&mut self.volatile);
+        }
+        let len = self.seal_raw(now, 0, &[], buf);
+        if let Some(id) = id {
+            self.paths.on_sent(now, id, probe.challenge.is_some());
+        }
+        Transmit { path: probe.addr, len }
+    }
+
+    /// Prepares the records that ride on the next packet whatever it carries (selective
+    /// acknowledgements); returns their length.
+    fn volatile_records(&mut self, mtu: usize) -> usize {
+        self.volatile.clear();
+        if !self.reorder.is_empty() {
+            let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(MAX_ACK_RANGES);
+            for &seq in self.reorder.keys().rev() {
+                if let Some((first, _)) = ranges.last_mut().filter(|(f, _)| *f == seq + 1) {
+                    *first = seq;
+                } else if ranges.len() == MAX_ACK_RANGES {
+                    break;
+                } else {
+                    ranges.push((seq, seq));
+                }
+            }
+            if 2 + 16 * ranges.len() + PACKET_OVERHEAD + 64 <= mtu {
+                frame::encode_acks(&ranges, &mut self.volatile);
+            }
+        }
+        self.volatile.len()
+    }
+
+    /// Control records first, then stream data round-robin, filling `budget` bytes.
+    fn build_body(&mut self, budget: usize) -> Vec<u8> {
         let needed = self.control.len()
             + self
                 .streams
@@ -569,9 +727,18 @@ impl Session {
                 })
                 .sum::<usize>();
         let mut body = Vec::with_capacity(needed.min(budget));
-        let take = self.control.len().min(budget);
-        // Control records are never split: they are small and appended whole.
-        body.extend(self.control.drain(..take));
+        // Control records are never split: they are small and appended whole, as many as fit
+        // (a record larger than a whole packet budget goes alone).
+        let mut take = 0;
+        for r in frame::records(&self.control) {
+            let Ok(r) = r else { break };
+            let n = r.encoded_len();
+            if take + n > budget && take > 0 {
+                break;
+            }
+            take += n;
+        }
+        body.extend(self.control.drain(..take.min(self.control.len())));
         let ids: Vec<u32> = self
             .streams
             .range(self.rr_cursor.saturating_add(1)..)
@@ -579,7 +746,7 @@ impl Session {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let room = budget - body.len();
+            let room = budget.saturating_sub(body.len());
             if room < DATA_OVERHEAD + 13 {
                 break;
             }
@@ -613,7 +780,20 @@ impl Session {
         body
     }
 
-    fn seal(&mut self, now: Instant, seq: u64, body: &[u8]) -> Vec<u8> {
+    /// Seals a packet on `path` with the prepared volatile records (dropped if they do not
+    /// fit) and `body`; returns its length.
+    fn seal(&mut self, now: Instant, path: usize, seq: u64, body: &[u8], buf: &mut Vec<u8>) -> usize {
+        if self.volatile.len() + body.len() + PACKET_OVERHEAD > self.paths.get(path).mtu {
+            self.volatile.clear();
+        }
+        let len = self.seal_raw(now, seq, body, buf);
+        if seq == 0 {
+            self.paths.on_sent(now, path, true);
+        }
+        len
+    }
+
+    fn seal_raw(&mut self, now: Instant, seq: u64, body: &[u8], buf: &mut Vec<u8>) -> usize {
         if self.sealer.packets_in_epoch() >= self.cfg.rekey_after_packets
             || now.saturating_duration_since(self.epoch_started) >= self.cfg.rekey_after
         {
@@ -621,19 +801,25 @@ impl Session {
             self.epoch_started = now;
             self.stats.rekeys += 1;
         }
-        let mut pkt = Vec::with_capacity(frame::HEADER_LEN + PLAIN_HEADER_LEN + body.len() + frame::TAG_LEN);
-        self.sealer.seal_with(&mut pkt, |plain| {
+        buf.clear();
+        buf.reserve(HEADROOM + PACKET_OVERHEAD + self.volatile.len() + body.len());
+        buf.resize(HEADROOM, 0);
+        let volatile = &self.volatile;
+        self.sealer.seal_with(buf, |plain| {
             frame::plain_header(seq, self.recv_next - 1, plain);
+            plain.extend_from_slice(volatile);
             plain.extend_from_slice(body);
         });
+        self.volatile.clear();
         self.last_send = now;
         self.ack_owed = 0;
         self.ack_at = None;
         self.stats.packets_sent += 1;
-        pkt
+        buf.len() - HEADROOM
     }
 
-    /// Advances timers: retransmission, keepalive and the peer deadline.
+    /// Advances timers: loss detection, probe timeout, path probes and failures,
+    /// keepalive and the peer deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let State::Closed(_) = self.state {
             return;
@@ -643,36 +829,51 @@ impl Session {
             self.events.push_back(Event::Closed(CloseReason::PeerLost));
             return;
         }
-        if let Some(front) = self.unacked.front() {
-            if !front.queued && now >= front.sent_at + self.rto {
-                for u in self.unacked.iter_mut().filter(|u| !u.queued) {
-                    u.queued = true;
-                    self.resend.push_back(u.seq);
-                }
-                self.rto = (self.rto * 2).min(self.cfg.rto_max);
-            }
+        if self.rec.loss_time.is_some_and(|t| t <= now) {
+            self.rec.detect_lost(now, &mut self.paths);
+            self.stats.lost = self.rec.lost;
         }
+        if self.pto_deadline().is_some_and(|t| t <= now) {
+            self.rec.on_pto(now, &mut self.paths);
+            self.stats.ptos += 1;
+        }
+        for failed in self.paths.on_timeout(now) {
+            // Whatever was in flight there goes again on the path now in use.
+            self.rec.requeue_path(failed, &mut self.paths);
+        }
+        self.refresh_stats();
         if now.saturating_duration_since(self.last_send) >= self.cfg.keepalive {
             self.ping_owed = true;
         }
     }
 
-    /// When `handle_timeout` should next be called.
+    fn pto_deadline(&self) -> Option<Instant> {
+        self.rec.pto_deadline(&self.paths, self.cfg.rto_min, self.cfg.rto_max, self.cfg.ack_delay)
+    }
+
+    /// When `handle_timeout` (or `poll_transmit`, for paced packets and probes) should
+    /// next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if let State::Closed(_) = self.state {
             return None;
         }
         let mut t = self.last_recv + self.cfg.peer_deadline;
         t = t.min(self.last_send + self.cfg.keepalive);
-        if let Some(a) = self.ack_at {
-            t = t.min(a);
-        }
-        if let Some(front) = self.unacked.front().filter(|f| !f.queued) {
-            t = t.min(front.sent_at + self.rto);
+        for x in [
+            self.ack_at,
+            self.rec.loss_time,
+            self.pto_deadline(),
+            self.pace_at,
+            self.paths.poll_timeout(self.last_send.max(self.last_recv)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t = t.min(x);
         }
         Some(t)
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

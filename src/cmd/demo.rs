@@ -79,6 +79,8 @@ async fn demo(a: &DemoArgs, work: &Path, t0: Instant) -> Result<()> {
             }),
             session: session::Config::default(),
             mesh_timeout: Duration::from_secs(30),
+            relay_only: false,
+            events: None,
         }
     };
     let args = vec!["--rounds".to_owned(), a.rounds.to_string()];

@@ -9,7 +9,7 @@ use crate::cli::MediatorCommand;
 use crate::home;
 
 pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Result<()> {
-    let MediatorCommand::Serve { listen, config, db, store, public_urls } = cmd;
+    let MediatorCommand::Serve { listen, config, db, store, public_urls, udp } = cmd;
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -32,6 +32,9 @@ pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Resul
     if store.is_some() {
         cfg.store.url = store;
     }
+    if !udp.is_empty() {
+        cfg.udp.listen = udp;
+    }
     cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -44,6 +47,9 @@ pub(super) async fn run(home_flag: Option<&Path>, cmd: MediatorCommand) -> Resul
         println!("instance:     {} (Redis store)", c.instance());
     }
     println!("invitation:   {}", m.invitation_url());
+    if !m.udp_addresses().is_empty() {
+        println!("udp probes:   {}", m.udp_addresses().join(", "));
+    }
     mediator::serve(listener, m, shutdown_signal()).await?;
     eprintln!("mediator stopped");
     Ok(())

@@ -8,6 +8,7 @@ mod mediator;
 mod message;
 mod mpc;
 mod output;
+mod page;
 mod proof;
 mod status;
 

@@ -11,7 +11,9 @@ use gateway::descriptor::{MpcOptions, Signed};
 use gateway::flow::{self, Joining, Local};
 use gateway::invite::NewSession;
 use gateway::join::Place;
+use gateway::run::Report;
 use gateway::{join, runner, Agent};
+use lobby::{Decision, HostPage, Hub, JoinPage, Mode, Role};
 use proofs::eth::LocalKey;
 use proofs::{Policy, Presented};
 use serde_json::Value;
@@ -30,6 +32,8 @@ fn local(l: &MpcLocal, out: &Out) -> Result<Local> {
         sink: out.sink(),
         session: session::Config::default(),
         mesh_timeout: Duration::from_secs(l.handshake_timeout),
+        relay_only: l.relay_only,
+        events: None,
     })
 }
 
@@ -64,9 +68,44 @@ async fn invite_inner(home_flag: Option<&Path>, a: InviteArgs, out: &Out) -> Res
         peer_deadline: Duration::from_secs(a.peer_deadline),
         proofs: policy(&a)?,
     };
-    let report = flow::host(agent, new, &a.program, &local, |inv| out.invitation(inv), &|p| out.progress(&p)).await?;
-    out.report(&report);
+    if !a.page.browser {
+        let report =
+            flow::host(agent, new, &a.program, &local, |inv| out.invitation(inv), &|p| out.progress(&p)).await?;
+        out.report(&report);
+        return Ok(());
+    }
+    // The lobby page: the link and QR code, each invitee's state, Start and Cancel.
+    let hub = Hub::new(Role::Host);
+    let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel();
+    let page = HostPage::new(hub.clone(), tx);
+    let lobby = super::page::start(hub.clone(), page.clone(), &a.page, out).await?;
+    let mut local = local;
+    local.events = Some(lobby::events(&hub));
+    local.sink = lobby::tee(&hub, local.sink);
+    let on_invitation = |inv: &gateway::invite::Invitation| {
+        out.invitation(inv);
+        page.invitation(inv);
+    };
+    let progress = |p: gateway::invite::Progress| {
+        out.progress(&p);
+        hub.update(|v| v.host_progress(&p));
+    };
+    let r = flow::host_steered(agent, new, &a.program, &local, on_invitation, &progress, Some(&mut commands))
+        .await
+        .map_err(anyhow::Error::from);
+    super::page::end(lobby, &r, summary).await;
+    out.report(&r?);
     Ok(())
+}
+
+/// How a run went, in one line for the page.
+fn summary(r: &Report) -> String {
+    format!(
+        "Finished as pid {}: sessions up in {:.0} ms, total {:.1} s.",
+        r.pid,
+        r.mesh.as_secs_f64() * 1000.0,
+        r.total.as_secs_f64()
+    )
 }
 
 /// The proof policy the invite flags ask for (null: none).
@@ -139,8 +178,24 @@ fn ask(question: &str) -> bool {
 
 /// The joiner's own limits and consent, before anything is checked or joined.
 fn confirm(a: &JoinArgs, out: &Out, s: &Signed, place: &Place) -> std::result::Result<(), String> {
+    out.session(&s.descriptor, place.pid);
+    limits(a, s)?;
+    if a.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("not confirmed: no terminal to ask on (pass --yes to join without the question)".into());
+    }
+    if ask(&format!("Join as pid {} and run {}?", place.pid, s.descriptor.program.name)) {
+        Ok(())
+    } else {
+        Err("the user did not confirm".into())
+    }
+}
+
+/// The joiner's own limits (`--max-parties`, `--min-threshold`).
+fn limits(a: &JoinArgs, s: &Signed) -> std::result::Result<(), String> {
     let d = &s.descriptor;
-    out.session(d, place.pid);
     let m = d.roster.len();
     let t = d.mpyc.threshold_for(m);
     if m > a.max_parties {
@@ -153,17 +208,7 @@ fn confirm(a: &JoinArgs, out: &Out, s: &Signed, place: &Place) -> std::result::R
             a.min_threshold
         ));
     }
-    if a.yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err("not confirmed: no terminal to ask on (pass --yes to join without the question)".into());
-    }
-    if ask(&format!("Join as pid {} and run {}?", place.pid, d.program.name)) {
-        Ok(())
-    } else {
-        Err("the user did not confirm".into())
-    }
+    Ok(())
 }
 
 pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
@@ -177,7 +222,35 @@ pub(super) async fn join(home_flag: Option<&Path>, a: JoinArgs) -> Result<()> {
 
 async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result<()> {
     let agent = Arc::new(Agent::load(&home::dir(home_flag)?)?);
-    let local = local(&a.local, out)?;
+    let mut local = local(&a.local, out)?;
+    // The lobby page: the session, the wallet's sign-in, Join/Decline, live progress.
+    let page = match a.page.browser {
+        true => {
+            let hub = Hub::new(Role::Join);
+            let page = JoinPage::new(hub.clone(), agent.clone(), Mode::Join { auto: a.yes });
+            let lobby = super::page::start(hub.clone(), page.clone(), &a.page, out).await?;
+            local.events = Some(lobby::events(&hub));
+            local.sink = lobby::tee(&hub, local.sink);
+            Some((page, lobby))
+        }
+        false => None,
+    };
+    let joiner = page.as_ref().map(|(p, _)| p.clone());
+    let r = join_with(agent, a, out, local, joiner).await;
+    if let Some((_, lobby)) = page {
+        super::page::end(lobby, &r, summary).await;
+    }
+    out.report(&r?);
+    Ok(())
+}
+
+async fn join_with(
+    agent: Arc<Agent>,
+    a: &JoinArgs,
+    out: &Out,
+    local: Local,
+    page: Option<Arc<JoinPage>>,
+) -> Result<Report> {
     let me = agent.file.party.to_string();
     let home = agent.home.clone();
     let key = a.siwe_key.as_deref().map(LocalKey::load).transpose()?;
@@ -212,6 +285,13 @@ async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result
     };
     let wallets = |s: &Signed| -> Vec<String> {
         let mut w: Vec<String> = key.iter().map(|k| k.address().did_pkh(chain)).collect();
+        if let Some(page) = &page {
+            if limits(a, s).is_err() {
+                page.show(s); // refused by our limits: nothing to decide (confirm says why)
+            } else if let Decision::Join { wallet: Some(wallet), .. } = page.decide(s) {
+                w.push(wallet);
+            }
+        }
         if let Ok(Some(Presented::Siwe { message, .. })) = proofs::store::load(&home, &s.descriptor.id) {
             if let Ok(m) = proofs::siwe::parse(&message) {
                 w.push(m.address.did_pkh(m.chain_id));
@@ -225,6 +305,10 @@ async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result
         let policy = proofs::policy_of(&session)?;
         let member = place.member.clone().unwrap_or_else(|| me.clone());
         let now = did_core::didcomm::message::now();
+        if let Some(Decision::Join { proof: Some(proof), .. }) = page.as_ref().and_then(|p| p.decision()) {
+            eprintln!("presenting the Sign-In with Ethereum signed in the browser");
+            return Ok(Some(proof));
+        }
         if let (Some(key), Some(p)) = (&key, &policy) {
             if p.accept.contains(&proofs::Kind::Siwe) && p.rule_for(&member).wants_account() {
                 let proof = proofs::siwe_sign(&session, &me, key, chain, now)?;
@@ -248,7 +332,17 @@ async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result
         Ok(saved)
     };
     let confirm = |s: &Signed, place: &Place| {
-        let r = confirm(a, out, s, place);
+        let r = match &page {
+            None => confirm(a, out, s, place),
+            Some(page) => {
+                out.session(&s.descriptor, place.pid);
+                limits(a, s).and_then(|()| match page.decision() {
+                    Some(Decision::Join { .. }) => Ok(()),
+                    Some(Decision::Decline(why)) => Err(why),
+                    None => Err("not confirmed in the page".into()),
+                })
+            }
+        };
         if r.is_ok() {
             remember_host(&home, &s.descriptor.host);
             eprintln!("joining as pid {}; waiting for the others", place.pid);
@@ -265,9 +359,7 @@ async fn join_inner(home_flag: Option<&Path>, a: &JoinArgs, out: &Out) -> Result
         confirm: &confirm,
         prove: &prove,
     };
-    let report = flow::join(agent, how, &local).await?;
-    out.report(&report);
-    Ok(())
+    Ok(flow::join(agent, how, &local).await?)
 }
 
 pub(super) async fn sessions(home_flag: Option<&Path>) -> Result<()> {

@@ -91,6 +91,10 @@ impl Out {
                 eprintln!("  REFUSED  {}{at} {code}: {why}", short(did));
                 self.event("refused", json!({ "did": did, "pid": pid, "code": code, "why": why }));
             }
+            Progress::Ready => {
+                eprintln!("  everyone joined; waiting for your go (Start in the page)");
+                self.event("ready", json!({}));
+            }
             Progress::Waiting { missing } => {
                 let names: Vec<String> = missing.iter().map(|d| short(d)).collect();
                 eprintln!("  waiting for {}: {}", names.len(), names.join(", "));

@@ -10,6 +10,7 @@ use did_core::{DidResolver, Relationship};
 use gateway::descriptor::Signed;
 use gateway::mailbox::Mailbox;
 use gateway::{join, Agent};
+use lobby::{Decision, Hub, JoinPage, Mode, Role};
 use proofs::eth::{Account, LocalKey};
 use proofs::{store, Presented};
 
@@ -79,6 +80,13 @@ async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
     if let Some(policy) = proofs::policy_of(&session)? {
         eprintln!("session {id} asks for {}", policy.describe_for(&party));
     }
+    if a.page.browser {
+        anyhow::ensure!(
+            a.account.is_none() && a.signature.is_none() && a.key.is_none(),
+            "--browser signs with the wallet in your browser: leave out --account, --signature and --key"
+        );
+        return siwe_in_browser(agent, &signed, &a).await;
+    }
     if let Some(path) = &a.key {
         let key = LocalKey::load(path)?;
         let p = proofs::siwe_sign(&session, &party, &key, a.chain_id, now())?;
@@ -99,6 +107,23 @@ async fn siwe(home_flag: Option<&Path>, a: ProofSiweArgs) -> Result<()> {
     eprintln!("  didmpc proof siwe {id} --signature 0x…");
     println!("{message}");
     Ok(())
+}
+
+/// `proof siwe --browser`: the lobby page asks the wallet to sign; the proof is checked as
+/// the host will check it, then kept for `didmpc join`.
+async fn siwe_in_browser(agent: Arc<Agent>, signed: &Signed, a: &ProofSiweArgs) -> Result<()> {
+    let hub = Hub::new(Role::Proof);
+    let page = JoinPage::new(hub.clone(), agent.clone(), Mode::Proof);
+    let out = super::output::Out::new(false);
+    let lobby = super::page::start(hub, page.clone(), &a.page, &out).await?;
+    let id = signed.descriptor.id.clone();
+    let r = match page.decide(signed) {
+        Decision::Join { proof: Some(p), .. } => check_and_keep(&agent, signed, &p).await,
+        Decision::Join { proof: None, .. } => Err(anyhow::anyhow!("no proof was made")),
+        Decision::Decline(why) => Err(anyhow::anyhow!("no proof was made: {why}")),
+    };
+    super::page::end(lobby, &r, |()| format!("Your proof is kept. Now run: didmpc join {id}")).await;
+    r
 }
 
 /// The kid of our party DID's authentication key (the key that signs presentations).

@@ -36,6 +36,13 @@ pub(super) fn status(home_flag: Option<&Path>, as_json: bool) -> Result<()> {
         ]);
     }
     print!("{}", table(&rows, &[false, false, false, false, true, true, true, true]));
+    for p in st.peers.iter().filter(|p| p.paths.len() > 1) {
+        println!("pid {} paths: {}", p.pid, paths_line(p));
+        for w in &p.switches {
+            let silent = w.silent_ms.map(|s| format!(" after {s:.0} ms of silence")).unwrap_or_default();
+            println!("  {:>8.1} s  {} → {} ({}{silent})", w.at_s, w.from, w.to, w.why);
+        }
+    }
     if let Some(id) = &st.identity {
         println!("you (pid {}) verified: {id}", st.pid);
     }
@@ -46,6 +53,26 @@ pub(super) fn status(home_flag: Option<&Path>, as_json: bool) -> Result<()> {
         bail!("the session failed");
     }
     Ok(())
+}
+
+/// `relay 81.2 ms · udp 203.0.113.12:40000 40.6 ms (in use) · …`, with the switch count.
+fn paths_line(p: &status::PeerStatus) -> String {
+    let mut parts: Vec<String> = p
+        .paths
+        .iter()
+        .filter(|r| r.state != "abandoned")
+        .map(|r| {
+            let rtt = r.rtt_ms.map(|x| format!(" {x:.1} ms")).unwrap_or_default();
+            let tag = match (r.active, r.state.as_str()) {
+                (true, _) => " (in use)".to_owned(),
+                (false, "validated") => String::new(),
+                (false, other) => format!(" ({other})"),
+            };
+            format!("{}{rtt}{tag}", r.path)
+        })
+        .collect();
+    parts.push(format!("{} switch{}", p.path_switches, if p.path_switches == 1 { "" } else { "es" }));
+    parts.join(" · ")
 }
 
 /// Rows as aligned columns as wide as their widest cell (nothing is cut);

@@ -158,6 +158,22 @@ impl Lab {
         c
     }
 
+    /// Loads nftables `rules` (`nft -f -` syntax) in namespace `ns`, e.g. to cut or degrade a
+    /// router's traffic in the middle of a test.
+    pub fn nft(&self, ns: &str, rules: &str) {
+        assert!(self.namespaces.iter().any(|n| n == ns), "{ns} is not a namespace of this lab");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run nft ({e}); {NEEDS}"));
+        child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "nft refused {rules:?} in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// The nftables ruleset a router of this lab runs (for diagnostics).
     pub fn ruleset(&self, router_ns: &str) -> String {
         String::from_utf8_lossy(

@@ -28,13 +28,35 @@ pub fn party(url: &str) -> (PathBuf, String) {
 pub struct Running {
     pub child: Child,
     pub name: String,
+    /// stderr, read as it comes (a chatty process must never block on a full pipe).
+    stderr: Option<std::thread::JoinHandle<String>>,
+    /// The same lines as they come, for tests that watch them ([`Running::stderr_lines`]).
+    lines: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Running {
     pub fn spawn(mut cmd: Command, name: &str) -> Running {
         use std::os::unix::process::CommandExt;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-        Running { child: cmd.spawn().unwrap(), name: name.to_owned() }
+        let mut child = cmd.spawn().unwrap();
+        let pipe = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Running { child, name: name.to_owned(), stderr: Some(stderr), lines: Some(rx) }
+    }
+
+    /// stderr's lines as they are written, until the process closes it (callable once).
+    pub fn stderr_lines(&mut self) -> std::sync::mpsc::Receiver<String> {
+        self.lines.take().expect("stderr_lines is taken once")
     }
 
     /// Waits up to `limit`; returns (success, stdout, stderr).
@@ -60,8 +82,8 @@ impl Running {
         if let Some(mut s) = self.child.stdout.take() {
             let _ = s.read_to_string(&mut o);
         }
-        if let Some(mut s) = self.child.stderr.take() {
-            let _ = s.read_to_string(&mut e);
+        if let Some(h) = self.stderr.take() {
+            e = h.join().unwrap_or_default();
         }
         (o, e)
     }

@@ -56,6 +56,9 @@ pub enum Progress {
         /// Missing roster DIDs.
         missing: Vec<String>,
     },
+    /// Everyone joined; the host's go ([`HostIn::Start`]) sends the final roster (only
+    /// with [`HostCore::manual_start`]).
+    Ready,
 }
 
 /// An input of [`HostCore::handle`].
@@ -85,6 +88,10 @@ pub enum HostIn<'a> {
     },
     /// Time passed (Unix seconds).
     Tick(u64),
+    /// The host's go: send the final roster (once everyone joined; ignored before).
+    Start,
+    /// The host calls the session off: everyone is sent `abort` with this reason.
+    Cancel(String),
 }
 
 /// What the driver does next.
@@ -120,6 +127,8 @@ pub struct HostCore {
     members: Vec<Option<Member>>,
     verifying: BTreeSet<usize>,
     over: bool,
+    manual: bool,
+    ready: bool,
 }
 
 impl HostCore {
@@ -128,7 +137,14 @@ impl HostCore {
         let me = d.pid_of(&own.did).unwrap_or(0);
         let mut members = vec![None; d.roster.len()];
         members[me] = Some(own);
-        HostCore { d, me, members, verifying: BTreeSet::new(), over: false }
+        HostCore { d, me, members, verifying: BTreeSet::new(), over: false, manual: false, ready: false }
+    }
+
+    /// Waits for the host's go ([`HostIn::Start`]) once everyone joined, instead of
+    /// starting at once ([`Progress::Ready`] says when).
+    pub fn manual_start(mut self) -> HostCore {
+        self.manual = true;
+        self
     }
 
     /// The roster DIDs that have not joined yet.
@@ -149,6 +165,16 @@ impl HostCore {
         match input {
             HostIn::Message { msg, sender } => self.message(msg, sender),
             HostIn::Verdict { pid, sender, join, join_id, result } => self.verdict(pid, sender, join, join_id, result),
+            HostIn::Start if self.ready => self.start(),
+            HostIn::Start => Vec::new(),
+            HostIn::Cancel(reason) => self.fail(Error::Refused {
+                who: self.d.host.clone(),
+                code: "cancelled".into(),
+                comment: format!("the host cancelled the session: {reason}"),
+            }),
+            HostIn::Tick(now) if now >= self.d.expires && self.ready => self.fail(Error::Timeout(
+                "the host's go: everyone joined, but the host did not start before the session expired".into(),
+            )),
             HostIn::Tick(now) if now >= self.d.expires => {
                 let names: Vec<String> = (0..self.members.len())
                     .filter(|&j| self.members[j].is_none())
@@ -242,8 +268,20 @@ impl HostCore {
             out.push(self.waiting());
             return out;
         }
+        if self.manual {
+            self.ready = true;
+            out.push(HostOut::Progress(Progress::Ready));
+            return out;
+        }
+        out.extend(self.start());
+        out
+    }
+
+    /// Sends the final roster to everyone.
+    fn start(&mut self) -> Vec<HostOut> {
         let members: Vec<Member> = self.members.iter().flatten().cloned().collect();
         let start = Start { session: self.d.id.clone(), members: members.clone() };
+        let mut out = Vec::new();
         for m in members.iter().enumerate().filter(|(j, _)| *j != self.me).map(|(_, m)| m) {
             out.push(HostOut::Send(Send::now(&m.agent, m.route.clone(), Message::typed(&start))));
         }

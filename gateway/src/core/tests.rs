@@ -74,6 +74,70 @@ fn everyone_joins_then_the_final_roster_goes_to_everyone() {
     assert_eq!(members, vec![member(A), member(B), member(C)]);
 }
 
+/// Feeds B's and C's joins (no proof asked) and returns the outputs of the last verdict.
+fn everyone_joins(h: &mut HostCore) -> Vec<HostOut> {
+    let mut last = Vec::new();
+    for who in [B, C] {
+        let out = h.handle(HostIn::Message { msg: &join(None), sender: who });
+        let [HostOut::Verify { pid, sender, join, join_id }] = &out[..] else { panic!("{out:?}") };
+        let verdict = HostIn::Verdict {
+            pid: *pid,
+            sender: sender.clone(),
+            join: join.clone(),
+            join_id: join_id.clone(),
+            result: Ok(None),
+        };
+        last = h.handle(verdict);
+    }
+    last
+}
+
+#[test]
+fn with_a_manual_start_the_final_roster_waits_for_the_hosts_go() {
+    let mut h = host().manual_start();
+    assert!(h.handle(HostIn::Start).is_empty(), "no go before everyone joined");
+    let out = everyone_joins(&mut h);
+    assert!(matches!(&out[..], [HostOut::Progress(Progress::Joined { .. }), HostOut::Progress(Progress::Ready)]));
+    let out = h.handle(HostIn::Start);
+    let sent: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            HostOut::Send(s) if s.msg.parse::<Start>().is_ok() => Some(s.to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![B, C]);
+    assert!(matches!(out.last(), Some(HostOut::Started(m)) if m.len() == 3));
+    assert!(h.handle(HostIn::Start).is_empty(), "started once");
+}
+
+#[test]
+fn a_cancel_aborts_everyone_and_a_go_that_never_comes_ends_at_expiry() {
+    let mut h = host().manual_start();
+    let out = h.handle(HostIn::Message { msg: &join(None), sender: B });
+    assert!(matches!(&out[..], [HostOut::Verify { .. }]));
+    let out = h.handle(HostIn::Cancel("changed my mind".into()));
+    let aborted: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            HostOut::Send(s) if s.msg.parse::<crate::wire::Abort>().is_ok() => Some(s.to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(aborted, vec![B, C], "every invitee is told");
+    match out.last() {
+        Some(HostOut::Failed(Error::Refused { code, comment, .. })) => {
+            assert_eq!(code, "cancelled");
+            assert!(comment.contains("changed my mind"), "{comment}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut h = host().manual_start();
+    everyone_joins(&mut h);
+    let out = h.handle(HostIn::Tick(1000));
+    assert!(matches!(out.last(), Some(HostOut::Failed(Error::Timeout(w))) if w.contains("did not start")), "{out:?}");
+}
+
 #[test]
 fn a_stranger_is_refused_in_the_background_and_a_decline_aborts_everyone() {
     let mut h = host();
@@ -187,7 +251,7 @@ fn a_joiner_accepts_only_the_roster_it_saw_with_itself_in_place() {
 }
 
 fn init() -> Message {
-    Message::typed(&Init { session_id: "c2Vzcw".into(), roster_digest: "AA".into(), noise: "AA".into() })
+    Message::typed(&Init { session_id: "c2Vzcw".into(), roster_digest: "AA".into(), noise: "AA".into(), direct: None })
 }
 
 #[test]
@@ -210,6 +274,7 @@ fn the_mesh_answers_only_lower_pids_once_and_refuses_strangers() {
     let mut accept = Message::typed(&Accept {
         noise: "AA".into(),
         relay: RelayOffer { url: "u".into(), route: "r".into(), secret: "s".into() },
+        direct: None,
     });
     accept.thid = Some("i2".into());
     assert!(m.handle(MeshIn::Message { msg: &accept, sender: A }).is_empty());

@@ -1,7 +1,8 @@
-//! didmpc: the mediator on the public server, every party `init`ed against it, and per run
-//! the host's `invite` and the others' `join`. The session's path comes from
-//! `didmpc status --json` (today "relayed"); the status and the mediator's `/metrics` are
-//! recorded with every row.
+//! didmpc: the mediator on the public server (also answering reflexive-address probes on UDP),
+//! every party `init`ed against it, and per run the host's `invite` and the others' `join`,
+//! with `--relay-only` (transport `didmpc`) or without (`didmpc-direct`: direct paths where the
+//! NATs allow). The session's path comes from `didmpc status --json`; the status and the
+//! mediator's `/metrics` are recorded with every row.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use super::topo::{Topo, ECHO_PORT};
 use super::transport::{Job, Kind, RunReport, Step};
 
 const MEDIATOR_PORT: u16 = 7080;
+/// The mediator's two UDP ports for reflexive-address probes (two tell NAT kinds apart).
+const REFLEX_PORTS: [u16; 2] = [7081, 7082];
 
 /// Everything the lab knows about didmpc's command line, in one place: the CLI is evolving,
 /// and only this needs to follow it. [`Cli::check`] compares it with `--help` at run time.
@@ -36,6 +39,9 @@ impl Cli {
     fn serve(&self, ns: &str, home: &Path, listen: SocketAddr) -> Command {
         let mut c = self.at(ns, home);
         c.args(["mediator", "serve", "--listen", &listen.to_string(), "--db"]).arg(home.join("mediator.db"));
+        for port in REFLEX_PORTS {
+            c.args(["--udp", &SocketAddr::new(listen.ip(), port).to_string()]);
+        }
         c
     }
 
@@ -51,18 +57,36 @@ impl Cli {
         c
     }
 
-    /// `didmpc invite DIDs… --program FILE --python PY -- ARGS` (run in the program's dir).
-    fn invite(&self, ns: &str, home: &Path, dids: &[String], program: &str, python: &Path, args: &[String]) -> Command {
+    /// `didmpc invite DIDs… --program FILE --python PY [--relay-only] -- ARGS` (run in the
+    /// program's dir).
+    #[allow(clippy::too_many_arguments)] // each is one part of the command line
+    fn invite(
+        &self,
+        ns: &str,
+        home: &Path,
+        dids: &[String],
+        program: &str,
+        python: &Path,
+        relay_only: bool,
+        args: &[String],
+    ) -> Command {
         let mut c = self.at(ns, home);
-        c.arg("invite").args(dids).args(["--program", program, "--python"]).arg(python).arg("--").args(args);
+        c.arg("invite").args(dids).args(["--program", program, "--python"]).arg(python);
+        if relay_only {
+            c.arg("--relay-only");
+        }
+        c.arg("--").args(args);
         c
     }
 
     /// `didmpc join next --yes --from HOST --python PY` (run in the program's dir): the next
     /// invitation from the host, without asking.
-    fn join(&self, ns: &str, home: &Path, host: &str, python: &Path, wait_s: u64) -> Command {
+    fn join(&self, ns: &str, home: &Path, host: &str, python: &Path, wait_s: u64, relay_only: bool) -> Command {
         let mut c = self.at(ns, home);
         c.args(["join", "next", "--yes", "--from", host, "--wait", &wait_s.to_string(), "--python"]).arg(python);
+        if relay_only {
+            c.arg("--relay-only");
+        }
         c
     }
 
@@ -80,10 +104,10 @@ impl Cli {
                 .with_context(|| format!("didmpc {} --help", args.join(" ")))
         };
         let expect = [
-            (vec!["mediator", "serve"], vec!["--listen", "--db"]),
+            (vec!["mediator", "serve"], vec!["--listen", "--db", "--udp"]),
             (vec!["init"], vec!["--mediator"]),
-            (vec!["invite"], vec!["--program", "--python"]),
-            (vec!["join"], vec!["--wait", "--python", "--yes", "--from"]),
+            (vec!["invite"], vec!["--program", "--python", "--relay-only"]),
+            (vec!["join"], vec!["--wait", "--python", "--yes", "--from", "--relay-only"]),
             (vec!["status"], vec!["--json"]),
         ];
         for (cmd, flags) in expect {
@@ -199,10 +223,10 @@ impl Didmpc {
         run(in_ns(&self.server_ns, topo.lab_bin()).args(["http-get", &url])).map(|t| metrics(&t)).unwrap_or_default()
     }
 
-    /// Runs `job`: RTT probes of both legs (party 0 → server, party 1 → server), then the
-    /// joiners and the host at once; afterwards every party's status and the mediator's
-    /// metrics (as deltas over the run).
-    pub fn run_job(&mut self, job: &Job) -> Result<RunReport> {
+    /// Runs `job` (`relay_only`: every party with `--relay-only`): RTT probes of both legs
+    /// (party 0 → server, party 1 → server), then the joiners and the host at once; afterwards
+    /// every party's status and the mediator's metrics (as deltas over the run).
+    pub fn run_job(&mut self, job: &Job, relay_only: bool) -> Result<RunReport> {
         let topo = job.topo;
         let server = SocketAddr::new(self.server_ip.into(), ECHO_PORT);
         let leg0 = topo.ping(&topo.homes[0].ns, server, job.probes)?;
@@ -214,11 +238,19 @@ impl Didmpc {
         let wait = job.timeout.as_secs();
         let mut cmds = Vec::new();
         for (i, h) in topo.homes.iter().enumerate().skip(1) {
-            let mut c = self.cli.join(&h.ns, &self.homes[i], &self.dids[0], job.python, wait);
+            let mut c = self.cli.join(&h.ns, &self.homes[i], &self.dids[0], job.python, wait, relay_only);
             c.current_dir(&dirs[i]);
             cmds.push((format!("didmpc party {i} (join)"), c));
         }
-        let mut host = self.cli.invite(&topo.homes[0].ns, &self.homes[0], &self.dids[1..], &name, job.python, job.args);
+        let mut host = self.cli.invite(
+            &topo.homes[0].ns,
+            &self.homes[0],
+            &self.dids[1..],
+            &name,
+            job.python,
+            relay_only,
+            job.args,
+        );
         host.current_dir(&dirs[0]);
         cmds.insert(0, ("didmpc party 0 (invite)".to_owned(), host));
         let outcome = run_all(cmds, job.timeout)?;

@@ -253,7 +253,7 @@ fn aggregate(t: Transport, results: Vec<Result<RunReport>>, want: &Value) -> Row
         row.path = match t {
             Transport::Plain => "direct",
             Transport::Wireguard => "hub",
-            Transport::Didmpc => "relayed",
+            Transport::Didmpc | Transport::DidmpcDirect => "relayed",
         }
         .into();
     }
@@ -348,7 +348,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             }
             wg = Some(w);
         }
-        if case.transports.contains(&Transport::Didmpc) {
+        if case.transports.iter().any(|t| matches!(t, Transport::Didmpc | Transport::DidmpcDirect)) {
             let d = didmpc::setup(&topo, &didmpc_bin);
             if let Ok(d) = &d {
                 steps.entry("didmpc".into()).or_default().insert(n, d.steps.clone());
@@ -404,8 +404,8 @@ pub fn run(a: RunArgs) -> Result<()> {
                             Some(Err(e)) => Err(anyhow::anyhow!("WireGuard setup failed: {e:#}")),
                             None => Err(anyhow::anyhow!("WireGuard was not set up")),
                         },
-                        Transport::Didmpc => match &mut dm {
-                            Some(Ok(d)) => d.run_job(&job),
+                        Transport::Didmpc | Transport::DidmpcDirect => match &mut dm {
+                            Some(Ok(d)) => d.run_job(&job, t == Transport::Didmpc),
                             Some(Err(e)) => Err(anyhow::anyhow!("didmpc setup failed: {e:#}")),
                             None => Err(anyhow::anyhow!("didmpc was not set up")),
                         },

@@ -64,7 +64,7 @@ pub fn markdown(
         s,
         "rtt_ms: nominal round trip between two homes. rtt_measured_ms: UDP probes between party 0 and party 1 over \
          the transport's own path (plain: direct through the port forward; wireguard: through the hub; didmpc \
-         relayed: the two legs to the mediator). wall_s: all parties' commands started → last exit (didmpc includes \
+         and didmpc-direct: the two legs to the mediator). wall_s: all parties' commands started → last exit (didmpc includes \
          invite, join and the session handshakes). mpc_s: MPyC's own elapsed time. ratio_vs_plain: wall_s over \
          plain's on the same scenario and program.\n"
     );
@@ -212,7 +212,7 @@ pub fn markdown(
 /// What didmpc itself reported for its rows: `didmpc status --json` (per-peer path, smoothed
 /// RTT, bytes), the CLI's phase line, and the mediator's `/metrics` over the run.
 fn observed(s: &mut String, rows: &[Row]) {
-    let mine: Vec<&Row> = rows.iter().filter(|r| r.transport == "didmpc" && r.observed.is_object()).collect();
+    let mine: Vec<&Row> = rows.iter().filter(|r| r.transport.starts_with("didmpc") && r.observed.is_object()).collect();
     if mine.is_empty() {
         return;
     }
@@ -220,11 +220,11 @@ fn observed(s: &mut String, rows: &[Row]) {
     let _ = writeln!(
         s,
         "Session RTT: the sessions' smoothed RTT at the end of the run (median over every party's peers). Set-up: \
-         the host's `sessions up in … · MPyC started after …`. Relayed: application bytes sent by all parties. \
+         the host's `sessions up in … · MPyC started after …`. Bytes: application bytes sent by all parties. \
          Mediator: messages received over WebSocket during the run (DIDComm control plane).\n"
     );
-    let _ = writeln!(s, "| nat | parties | program | rtt_ms | path | session RTT (ms) | set-up (host) | relayed bytes | mediator ws msgs |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| transport | nat | parties | program | rtt_ms | path | session RTT (ms) | set-up (host) | bytes | mediator ws msgs |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     for r in mine {
         let o = &r.observed;
         let peers: Vec<&Value> = o["status"]
@@ -243,7 +243,8 @@ fn observed(s: &mut String, rows: &[Row]) {
         let ws = o["mediator_metrics_delta"]["didmpc_mediator_received_total{transport=\"ws\"}"].as_f64();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.transport,
             r.nat,
             r.parties,
             r.program,
@@ -294,6 +295,7 @@ fn color(transport: &str) -> RGBColor {
         "plain" => RGBColor(0x33, 0x33, 0x33),
         "wireguard" => RGBColor(0x1f, 0x77, 0xb4),
         "didmpc" => RGBColor(0xd6, 0x27, 0x28),
+        "didmpc-direct" => RGBColor(0xff, 0x7f, 0x0e),
         _ => RGBColor(0x2c, 0xa0, 0x2c),
     }
 }

@@ -3,6 +3,7 @@
 pub mod coordinate;
 pub mod misc;
 pub mod pickup;
+pub mod reflex;
 pub mod relay;
 
 use did_core::didcomm::Message;
@@ -40,6 +41,7 @@ pub const DISCLOSED: &[(&str, &str)] = &[
     (PROBLEM_2, "notified"),
     (OOB_LINK_1, "host"),
     (RELAY_1, "relay"),
+    (::relay::reflex::PROTOCOL, "responder"),
 ];
 
 /// Splits a message type into (protocol URI, message name).

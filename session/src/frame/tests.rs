@@ -26,6 +26,16 @@ fn snapshots() {
     assert_eq!(enc(&Record::Window { id: 7, max_offset: 1 << 20 }), "05000000070000000000100000");
     assert_eq!(enc(&Record::Close { code: 1, reason: "bye" }), "0600000001".to_owned() + "0003627965");
     assert_eq!(enc(&Record::Ping), "07");
+    assert_eq!(enc(&Record::PathChallenge { token: 0x0102 }), "090000000000000102");
+    assert_eq!(enc(&Record::PathResponse { token: 0x0102 }), "0a0000000000000102");
+    let mut acks = Vec::new();
+    encode_acks(&[(9, 12), (5, 5)], &mut acks);
+    assert_eq!(hex(&acks), "08020000000000000009000000000000000c00000000000000050000000000000005");
+    let back: Vec<Record> = records(&acks).collect::<Result<_>>().unwrap();
+    let Record::Acks { ranges } = &back[0] else { panic!("{back:?}") };
+    assert_eq!(ranges.iter().collect::<Vec<_>>(), [(9, 12), (5, 5)]);
+    assert_eq!(enc(&back[0]), hex(&acks));
+    assert!(back[0].is_volatile() && Record::Ping.is_volatile() && !Record::Open { id: 1 }.is_volatile());
     let mut p = Vec::new();
     plain_header(5, 4, &mut p);
     assert_eq!(hex(&p), "00000000000000050000000000000004");
@@ -39,6 +49,10 @@ fn bad_input_is_an_error() {
         &[0x06, 0, 0, 0, 1, 0xff, 0xff],
         &[0x06, 0, 0, 0, 1, 0, 2, 0xff, 0xfe],
         &[0x02, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1],
+        &[0x08, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+        &[0x08],
+        &[0x09, 0, 0, 0],
+        &[0x0a, 0],
     ] {
         assert!(records(body).any(|r| r.is_err()), "{body:?}");
     }
@@ -49,7 +63,7 @@ fn bad_input_is_an_error() {
 }
 
 fn arb_record() -> impl Strategy<Value = (u8, u32, u64, Vec<u8>, String)> {
-    (0u8..7, any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..300), "[a-z ]{0,40}")
+    (0u8..9, any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..300), "[a-z ]{0,40}")
 }
 
 proptest! {
@@ -63,6 +77,8 @@ proptest! {
             3 => Record::Reset { id: *id, code: *n as u32 },
             4 => Record::Window { id: *id, max_offset: *n },
             5 => Record::Close { code: *id, reason: s },
+            6 => Record::PathChallenge { token: *n },
+            7 => Record::PathResponse { token: *n },
             _ => Record::Ping,
         }).collect();
         let mut buf = Vec::new();

@@ -93,11 +93,11 @@ impl Pair {
     /// and if nothing moved, time jumps to the earliest timer.
     fn step(&mut self) -> bool {
         let mut moved = false;
-        while let Some(p) = self.a.poll_transmit(self.now) {
+        while let Some(p) = self.a.next_packet(self.now) {
             Pair::push(&mut self.to_b, &mut self.rng, self.impair, self.outage, p);
             moved = true;
         }
-        while let Some(p) = self.b.poll_transmit(self.now) {
+        while let Some(p) = self.b.next_packet(self.now) {
             Pair::push(&mut self.to_a, &mut self.rng, self.impair, self.outage, p);
             moved = true;
         }
@@ -216,6 +216,39 @@ fn outage_then_path_reset_resumes() {
     assert_eq!(got, b"before during after");
 }
 
+/// A probe timeout resends one packet (the oldest), not the whole window; what the
+/// peer then acknowledges declares the rest lost by the packet threshold.
+#[test]
+fn a_probe_timeout_resends_one_packet_not_the_window() {
+    let mut p = Pair::new(Config::default(), 21, Impair::default());
+    let id = p.a.open_stream().unwrap();
+    assert_eq!(p.a.write(id, &pattern(400_000)).unwrap(), 400_000);
+    let mut lost = Vec::new();
+    while let Some(pkt) = p.a.next_packet(p.now) {
+        lost.push(pkt);
+    }
+    assert!(lost.len() >= 6, "{} packets", lost.len());
+    let t = p.a.poll_timeout().unwrap();
+    p.now = t;
+    p.a.handle_timeout(t);
+    let probe = p.a.next_packet(p.now).expect("one probe");
+    assert!(p.a.next_packet(p.now).is_none(), "only one packet after a timeout");
+    assert_eq!((p.a.stats().retransmits, p.a.stats().ptos), (1, 1));
+    // The peer gets the probe (the first packet) and the last one: a gap, selectively
+    // acknowledged, so everything between is declared lost at once.
+    p.b.handle_packet(p.now, &probe);
+    p.b.handle_packet(p.now, lost.last().unwrap());
+    while let Some(ack) = p.b.next_packet(p.now) {
+        p.a.handle_packet(p.now, &ack);
+    }
+    assert_eq!(p.a.stats().lost as usize, lost.len() - 2, "{:?}", p.a.stats());
+    let mut resent = 0;
+    while p.a.next_packet(p.now).is_some() {
+        resent += 1;
+    }
+    assert_eq!(resent, lost.len() - 2);
+}
+
 #[test]
 fn peer_lost_after_deadline_on_both_sides() {
     let cfg = Config { peer_deadline: Duration::from_secs(5), keepalive: Duration::from_secs(1), ..Config::default() };
@@ -290,11 +323,11 @@ fn replayed_and_modified_packets_are_dropped_and_counted() {
     let mut p = Pair::new(Config::default(), 13, Impair::default());
     let id = p.a.open_stream().unwrap();
     p.a.write(id, b"once").unwrap();
-    let pkt = p.a.poll_transmit(p.now).unwrap();
+    let pkt = p.a.next_packet(p.now).unwrap();
     p.b.handle_packet(p.now, &pkt);
     p.b.handle_packet(p.now, &pkt);
     p.a.write(id, b"!").unwrap();
-    let mut bad = p.a.poll_transmit(p.now).unwrap();
+    let mut bad = p.a.next_packet(p.now).unwrap();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     p.b.handle_packet(p.now, &bad);
