@@ -322,9 +322,12 @@ fn mpyc_survives_the_busiest_instance_killed_mid_run() {
     let dirs: Vec<std::path::PathBuf> = (0..3).map(|i| mpyc::workdir(&format!("cl{i}"), "many_rounds.py")).collect();
     let args = ["--steps", "1500"];
     let dids: Vec<String> = parties[1..].iter().map(|p| p.1.clone()).collect();
-    let mut host = parties::invite(&parties[0].0, &dirs[0], &dids, "many_rounds.py", &[], &args);
-    let joiners: Vec<parties::Running> =
-        (1..3).map(|i| parties::join(&parties[i].0, &dirs[i], &format!("party {i}"), &parties[0].1)).collect();
+    // Every party --relay-only: the run's bytes must cross the instances (loopback parties would
+    // otherwise go direct and leave the relay idle).
+    let mut host = parties::invite(&parties[0].0, &dirs[0], &dids, "many_rounds.py", &["--relay-only"], &args);
+    let joiners: Vec<parties::Running> = (1..3)
+        .map(|i| parties::join_with(&parties[i].0, &dirs[i], &format!("party {i}"), &parties[0].1, &["--relay-only"]))
+        .collect();
 
     // Mid-run: the relay has forwarded a good share of the run's frames.
     let forwarded =
