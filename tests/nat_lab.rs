@@ -5,178 +5,20 @@
 
 #[path = "support/mpyc.rs"]
 mod mpyc;
+#[path = "support/nat_mpc.rs"]
+mod nat_mpc;
+#[path = "support/nat_probe.rs"]
+mod nat_probe;
 #[path = "support/netns.rs"]
 mod netns;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::Duration;
 
-use netns::{output_within, Background, Lab, Site, PUBLIC_IP, PUBLIC_IP2};
+use nat_mpc::*;
+use nat_probe::*;
+use netns::{Background, Lab, Site, PUBLIC_IP, PUBLIC_IP2};
 use serde_json::Value;
-
-/// Small network probes, run with `python3 -c PROBE MODE ARGS…`. Every client prints one JSON line.
-const PROBE: &str = r#"
-import json, select, socket, sys, time, urllib.request
-
-def addr(s):
-    host, port = s.rsplit(":", 1)
-    return host, int(port)
-
-def fmt(a):
-    return "%s:%d" % (a[0], a[1])
-
-def tcp_serve(listen):
-    # Tells every client the address it came from, and logs it.
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(addr(listen))
-    s.listen(64)
-    print("ready", flush=True)
-    while True:
-        c, peer = s.accept()
-        print("peer " + fmt(peer), flush=True)
-        try:
-            c.sendall((fmt(peer) + "\n").encode())
-        finally:
-            c.close()
-
-def tcp_probe(target, timeout):
-    try:
-        c = socket.create_connection(addr(target), timeout=float(timeout))
-        local = fmt(c.getsockname())
-        out = {"local": local, "seen": c.makefile().readline().strip()}
-    except socket.timeout:
-        out = {"error": "timeout"}
-    except ConnectionRefusedError:
-        out = {"error": "refused"}
-    except OSError as e:
-        out = {"error": e.strerror or str(e)}
-    print(json.dumps(out))
-
-def udp_serve(*listens):
-    # Answers each datagram with the address it came from, and also sends the sender one
-    # datagram from another port it never contacted.
-    socks = []
-    for l in listens:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(addr(l))
-        socks.append(s)
-    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    other.bind((addr(listens[0])[0], 0))
-    print("ready", flush=True)
-    while True:
-        for s in select.select(socks, [], [])[0]:
-            data, peer = s.recvfrom(2048)
-            s.sendto(("seen " + fmt(peer)).encode(), peer)
-            other.sendto(b"unsolicited", peer)
-            print("peer %s -> %s" % (fmt(peer), fmt(s.getsockname())), flush=True)
-
-def udp_probe(sport, timeout, *targets):
-    # From one local port to every target; reports how each target saw us, and how many
-    # datagrams arrived from elsewhere.
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", int(sport)))
-    s.settimeout(0.05)
-    targets = [addr(t) for t in targets]
-    seen, unsolicited = {}, 0
-    deadline = time.time() + float(timeout)
-    resend, linger = 0.0, None
-    while time.time() < deadline and (linger is None or time.time() < linger):
-        if time.time() >= resend:
-            for t in targets:
-                if fmt(t) not in seen:
-                    s.sendto(b"probe", t)
-            resend = time.time() + 0.2
-        try:
-            data, peer = s.recvfrom(2048)
-        except socket.timeout:
-            continue
-        if data.startswith(b"seen "):
-            seen[fmt(peer)] = data[5:].decode()
-        else:
-            unsolicited += 1
-        if linger is None and len(seen) == len(targets):
-            linger = time.time() + 0.3
-    print(json.dumps({"seen": seen, "unsolicited": unsolicited}))
-
-def http_wait(url, timeout):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline, last = time.time() + float(timeout), None
-    while time.time() < deadline:
-        try:
-            with opener.open(url, timeout=1) as r:
-                print(json.dumps({"status": r.status}))
-                return
-        except Exception as e:
-            last = e
-            time.sleep(0.05)
-    print(json.dumps({"error": str(last)}))
-
-{"tcp-serve": tcp_serve, "tcp-probe": tcp_probe, "udp-serve": udp_serve, "udp-probe": udp_probe,
- "http-wait": http_wait}[sys.argv[1]](*sys.argv[2:])
-"#;
-
-const SECOND: Duration = Duration::from_secs(1);
-
-/// The real Python interpreter (not a version-manager shim: it starts faster).
-fn python() -> &'static str {
-    static PY: OnceLock<String> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = std::process::Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 is needed by the NAT lab tests");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    })
-}
-
-/// A probe server in `ns`, ready.
-fn serve(lab: &Lab, ns: &str, args: &[&str], what: &str) -> Background {
-    let mut server = Background::spawn(lab.command(ns, python()).args(["-c", PROBE]).args(args), what);
-    server.wait_for_line(|l| l == "ready", 10 * SECOND, "the probe server to listen");
-    server
-}
-
-/// Runs probe clients in parallel (namespace, arguments) and returns their JSON answers.
-fn probe_all(lab: &Lab, probes: &[(&str, Vec<String>)]) -> Vec<Value> {
-    std::thread::scope(|s| {
-        let runs: Vec<_> = probes
-            .iter()
-            .map(|(ns, args)| {
-                s.spawn(move || {
-                    let what = format!("probe {args:?} in {ns}");
-                    let out =
-                        output_within(lab.command(ns, python()).args(["-c", PROBE]).args(args), 20 * SECOND, &what);
-                    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-                    serde_json::from_slice::<Value>(&out.stdout)
-                        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-                })
-            })
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    })
-}
-
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or_else(|| panic!("not ip:port: {addr}"))
-}
-
-fn ip_of(addr: &str) -> &str {
-    addr.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(addr)
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Expect {
-    Connects,
-    Fails,
-    TimesOut,
-}
 
 #[test]
 fn lab_behaves_like_nats() {
@@ -311,70 +153,6 @@ fn lab_behaves_like_nats() {
     }
 }
 
-/// A temp directory of this test.
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("didmpc-natlab-{}", uuid::Uuid::new_v4().simple())).join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn didmpc_ok(lab: &Lab, ns: &str, home: &std::path::Path, a: &[&str], timeout: Duration) -> String {
-    let what = format!("didmpc {} in {ns}", a.join(" "));
-    let out =
-        output_within(lab.command(ns, env!("CARGO_BIN_EXE_didmpc")).arg("--home").arg(home).args(a), timeout, &what);
-    assert!(
-        out.status.success(),
-        "{what} failed ({})\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Reads `home`'s inbox until a Basic Message with `text` arrives; returns it (JSON).
-fn receive(lab: &Lab, ns: &str, home: &std::path::Path, text: &str) -> Value {
-    let deadline = std::time::Instant::now() + 20 * SECOND;
-    let mut got = Vec::new();
-    loop {
-        let out = didmpc_ok(lab, ns, home, &["inbox", "--json"], 30 * SECOND);
-        for line in out.lines().filter(|l| !l.trim().is_empty()) {
-            let v: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("inbox --json line is not JSON ({e}): {line}"));
-            if v["message"]["body"]["content"] == text {
-                return v;
-            }
-            got.push(v);
-        }
-        assert!(std::time::Instant::now() < deadline, "{text:?} never arrived in {ns}; the inbox had: {got:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `didmpc mediator serve` in the public namespace, reachable (`/health`) from `from`.
-fn start_mediator(lab: &Lab, from: &[&str]) -> (Background, String) {
-    let listen = format!("{}:7080", lab.public_ip());
-    let url = format!("http://{listen}");
-    let db = tmp("mediator").join("mediator.db");
-    // Two UDP ports answer reflexive-address probes (parties tell NAT kinds apart with them).
-    let (udp1, udp2) = (format!("{}:7081", lab.public_ip()), format!("{}:7082", lab.public_ip()));
-    let mut mediator = Background::spawn(
-        lab.command(lab.public_ns(), env!("CARGO_BIN_EXE_didmpc"))
-            .arg("--home")
-            .arg(db.parent().unwrap())
-            .args(["mediator", "serve", "--listen", &listen, "--udp", &udp1, "--udp", &udp2, "--db"])
-            .arg(&db),
-        "the mediator in public",
-    );
-    mediator.wait_for_line(|l| l.starts_with("listening on"), 30 * SECOND, "the mediator to listen");
-    let health = format!("{url}/health");
-    let probes: Vec<(&str, Vec<String>)> = from.iter().map(|ns| (*ns, args(&["http-wait", &health, "10"]))).collect();
-    for (ns, a) in from.iter().zip(probe_all(lab, &probes)) {
-        assert_eq!(a["status"], 200, "{health} from {ns}: {a}\n{}", mediator.transcript());
-    }
-    (mediator, url)
-}
-
 #[test]
 fn messages_cross_nats_through_the_mediator() {
     let lab = Lab::new(&[Site::Symmetric, Site::Cgnat]);
@@ -405,30 +183,6 @@ fn messages_cross_nats_through_the_mediator() {
 
     let mut mediator = mediator;
     assert!(mediator.exited().is_none(), "the mediator is still up\n{}", mediator.transcript());
-}
-
-/// Runs `didmpc ARGS` in `ns` in the background.
-fn didmpc_bg(lab: &Lab, ns: &str, home: &std::path::Path, cwd: &std::path::Path, a: &[&str], what: &str) -> Background {
-    Background::spawn(
-        lab.command(ns, env!("CARGO_BIN_EXE_didmpc")).arg("--home").arg(home).args(a).current_dir(cwd),
-        what,
-    )
-}
-
-/// Waits for a background `didmpc` to exit successfully; its RESULT line.
-fn finished_with_result(mut p: Background, timeout: Duration, what: &str) -> Value {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(st) = p.exited() {
-            std::thread::sleep(Duration::from_millis(200));
-            assert!(st.success(), "{what} failed ({st})\n{}", p.transcript());
-            let line = p.stdout_lines().into_iter().find_map(|l| l.strip_prefix("RESULT ").map(str::to_owned));
-            let line = line.unwrap_or_else(|| panic!("{what} printed no RESULT\n{}", p.transcript()));
-            return serde_json::from_str(&line).unwrap();
-        }
-        assert!(std::time::Instant::now() < deadline, "{what} did not finish in {timeout:?}\n{}", p.transcript());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -473,119 +227,6 @@ fn mpc_runs_across_nats() {
     assert!(mediator.exited().is_none(), "the mediator is still up\n{}", mediator.transcript());
 }
 
-/// An MPC session across the lab, started: the mediator in public, every party `init`ed
-/// against it, party 0's `invite` and the others' `join` running.
-struct MpcRun {
-    mediator: Background,
-    homes: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-    procs: Vec<Background>,
-    program: String,
-    args: Vec<String>,
-}
-
-fn start_mpc(lab: &Lab, tag: &str, program: &str, args: &[&str]) -> MpcRun {
-    let n = lab.parties().len();
-    let ns: Vec<String> = (0..n).map(|i| lab.party_ns(i).to_owned()).collect();
-    let nsr: Vec<&str> = ns.iter().map(String::as_str).collect();
-    let (mediator, url) = start_mediator(lab, &nsr);
-    let homes: Vec<PathBuf> = (0..n).map(|i| tmp(&format!("{tag}{i}"))).collect();
-    let dids: Vec<String> = std::thread::scope(|s| {
-        let h: Vec<_> = (0..n)
-            .map(|i| {
-                let (ns, home, url) = (&ns[i], &homes[i], &url);
-                s.spawn(move || didmpc_ok(lab, ns, home, &["init", "--mediator", url], 60 * SECOND).trim().to_owned())
-            })
-            .collect();
-        h.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let py = mpyc::python();
-    let py = py.to_str().unwrap();
-    let dirs: Vec<PathBuf> = (0..n).map(|i| mpyc::workdir(&format!("{tag}{i}"), program)).collect();
-    let mut host_args: Vec<&str> = vec!["invite"];
-    host_args.extend(dids[1..].iter().map(String::as_str));
-    host_args.extend(["--program", program, "--python", py, "--"]);
-    host_args.extend(args);
-    let mut procs = vec![didmpc_bg(lab, &ns[0], &homes[0], &dirs[0], &host_args, &format!("host ({:?})", lab.site(0)))];
-    for i in 1..n {
-        let a = ["join", "next", "--yes", "--from", &dids[0], "--wait", "120", "--python", py];
-        procs.push(didmpc_bg(lab, &ns[i], &homes[i], &dirs[i], &a, &format!("party {i} ({:?})", lab.site(i))));
-    }
-    MpcRun {
-        mediator,
-        homes,
-        dirs,
-        procs,
-        program: program.to_owned(),
-        args: args.iter().map(|a| a.to_string()).collect(),
-    }
-}
-
-impl MpcRun {
-    /// Waits for every party; asserts each printed the plain-TCP result.
-    fn finish(mut self, timeout: Duration) -> Self {
-        let procs = std::mem::take(&mut self.procs);
-        let results: Vec<Value> = procs
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| finished_with_result(p, timeout, &format!("party {i}")))
-            .collect();
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let (plain, _) = mpyc::plain(&self.program, results.len(), &args, false, &self.dirs[0]);
-        for (i, r) in results.iter().enumerate() {
-            assert_eq!(r, &plain, "party {i}: the result across NATs equals plain TCP's");
-        }
-        assert!(self.mediator.exited().is_none(), "the mediator is still up\n{}", self.mediator.transcript());
-        self
-    }
-
-    /// Party `i`'s `didmpc status --json`.
-    fn status(&self, lab: &Lab, i: usize) -> Value {
-        let out = didmpc_ok(lab, lab.party_ns(i), &self.homes[i], &["status", "--json"], 20 * SECOND);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json of party {i}: {e}: {out}"))
-    }
-}
-
-/// Party `i`'s row for peer `j` in a status.
-fn peer_row(st: &Value, j: usize) -> Value {
-    st["peers"].as_array().into_iter().flatten().find(|p| p["pid"] == j).cloned().unwrap_or(Value::Null)
-}
-
-/// Asserts the path between parties `i` and `j` as both of them report it; returns the rows.
-fn assert_pair(run: &MpcRun, lab: &Lab, i: usize, j: usize, direct: bool) -> (Value, Value) {
-    let (si, sj) = (run.status(lab, i), run.status(lab, j));
-    let (ri, rj) = (peer_row(&si, j), peer_row(&sj, i));
-    let (si_, sj_) = (lab.site(i), lab.site(j));
-    for (row, who) in [(&ri, i), (&rj, j)] {
-        let path = row["path"].as_str().unwrap_or("");
-        eprintln!("{si_:?} ↔ {sj_:?}: party {who} reports {path}; paths {}", row["paths"]);
-        if direct {
-            assert!(path.starts_with("direct (udp "), "{si_:?} ↔ {sj_:?}: party {who} is direct: {row}");
-            let switches = row["switches"].as_array().unwrap();
-            assert!(switches.iter().any(|w| w["why"] == "upgrade"), "party {who} upgraded from the relay: {row}");
-        } else {
-            assert_eq!(path, "relayed (mediator)", "{si_:?} ↔ {sj_:?}: party {who} stays relayed: {row}");
-            let paths = row["paths"].as_array().unwrap();
-            assert!(
-                paths.iter().skip(1).all(|p| p["state"] != "validated"),
-                "no direct path was ever validated between {si_:?} and {sj_:?}: {row}"
-            );
-        }
-        assert_eq!(row["punching"], true, "both offered candidates: {row}");
-    }
-    (ri, rj)
-}
-
-/// Whether a party's active path to a peer leaves from an extra punching socket (its
-/// address reads `(socket N)`).
-fn uses_extra_socket(row: &Value) -> bool {
-    row["paths"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["active"] == true && p["path"].as_str().unwrap_or("").contains("(socket "))
-}
-
 /// Port-restricted ↔ port-restricted: direct; port-restricted ↔ symmetric: direct, by the
 /// port-restricted side spraying the symmetric side's ports while the symmetric side sends
 /// from its extra sockets.
@@ -628,28 +269,6 @@ fn cgnat_and_port_restricted_go_direct() {
         assert_eq!((c["sprayed"].as_u64(), p["sprayed"].as_u64()), (Some(0), Some(0)), "easy to easy: no spraying");
     }
     assert_pair(&run, &lab, 1, 2, true);
-}
-
-/// Polls party `i`'s status until `pred` holds for its rows of `peers`; returns the status.
-fn wait_status(run: &MpcRun, lab: &Lab, i: usize, peers: &[usize], what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + 120 * SECOND;
-    loop {
-        // Until the party's gateway runs the session there is no status yet.
-        let out = output_within(
-            lab.command(lab.party_ns(i), env!("CARGO_BIN_EXE_didmpc"))
-                .arg("--home")
-                .arg(&run.homes[i])
-                .args(["status", "--json"]),
-            20 * SECOND,
-            "status",
-        );
-        let st: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        if peers.iter().all(|&j| pred(&peer_row(&st, j))) {
-            return st;
-        }
-        assert!(std::time::Instant::now() < deadline, "party {i}: {what} never happened: {st}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The direct path is cut in the middle of the computation (nftables drops every UDP packet
@@ -727,17 +346,6 @@ fn one_percent_loss_on_the_direct_path() {
     assert!(lost > 0, "1 % loss shows as lost packets");
 }
 
-/// One NAT pair's punching outcomes over the trials.
-#[derive(Default)]
-struct PairTally {
-    trials: u32,
-    direct: u32,
-    /// Seconds from the session's start to its first upgrade (the later of the two sides).
-    to_direct: Vec<f64>,
-    /// Ports sprayed (both sides).
-    sprayed: Vec<u64>,
-}
-
 /// Punching success per NAT pair, the table in benches/RESULTS.md: `DIDMPC_PUNCH_TRIALS`
 /// (default 5) runs of four 3-party labs (many_rounds.py -n 150 each, result checked against
 /// plain TCP). A pair counts as direct when both sides' active path is direct at the end. The
@@ -775,15 +383,7 @@ fn punching_success_per_nat_pair() {
                 }
                 if direct {
                     e.direct += 1;
-                    let upgrade = |r: &Value| {
-                        r["switches"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .find(|w| w["why"] == "upgrade")
-                            .and_then(|w| w["at_s"].as_f64())
-                    };
-                    if let (Some(a), Some(b)) = (upgrade(&ri), upgrade(&rj)) {
+                    if let (Some(a), Some(b)) = (upgraded_at(&ri), upgraded_at(&rj)) {
                         e.to_direct.push(a.max(b));
                     }
                 }
@@ -791,31 +391,5 @@ fn punching_success_per_nat_pair() {
             }
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).map_or("–".to_owned(), |m| format!("{m:.2}"))
-    };
-    println!("| NAT pair | trials | direct | success | time to direct, median (max) s | ports sprayed, median |");
-    println!("|---|---|---|---|---|---|");
-    for (pair, e) in &mut table {
-        let max = e.to_direct.iter().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-        e.sprayed.sort_unstable();
-        println!(
-            "| {pair} | {} | {} | {:.0} % | {} ({}) | {} |",
-            e.trials,
-            e.direct,
-            100.0 * e.direct as f64 / e.trials as f64,
-            median(&mut e.to_direct),
-            max.map_or("–".to_owned(), |m| format!("{m:.2}")),
-            e.sprayed[e.sprayed.len() / 2],
-        );
-    }
-    for (pair, e) in &table {
-        if pair == "Symmetric ↔ Symmetric" {
-            assert_eq!(e.direct, 0, "{pair}: never direct");
-        } else {
-            // Spraying is a birthday match (specs/session.md §8): not certain, but rare to miss.
-            assert!(e.direct * 10 >= e.trials * 9, "{pair}: direct in only {} of {} trials", e.direct, e.trials);
-        }
-    }
+    report_punching(&mut table);
 }
