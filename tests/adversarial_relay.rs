@@ -337,7 +337,10 @@ async fn readers_that_stall_are_cut_and_memory_stays_bounded() {
                 break 'flood;
             }
         }
-        assert!(sent < 4 << 30, "stalled readers were never cut");
+        if sent >= 4 << 30 {
+            // Seen once in ~10 runs (2026-12-03, not reproduced since): say what the relay saw.
+            panic!("stalled readers were never cut; relay metrics: {:?}", metrics(&url).await);
+        }
     }
     barrier(&mut flooder).await;
     peak = peak.max(m.rss_kib());
