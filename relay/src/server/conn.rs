@@ -39,6 +39,14 @@ impl Exit {
             Exit::Closed | Exit::Disconnected(Disconnect::Stalled | Disconnect::Overflow) => None,
         }
     }
+
+    /// Why a connection ended when its socket failed (`Some`) or was closed (`None`).
+    pub(super) fn lost(error: Option<Error>) -> Exit {
+        match error {
+            Some(Error::NotBinary) => Exit::Disconnected(Disconnect::NotBinary),
+            _ => Exit::Closed,
+        }
+    }
 }
 
 /// What the pump cannot finish by itself.
@@ -67,17 +75,18 @@ impl Stall {
         Stall { waiting: false, since: now, timer: Box::pin(sleep_until(now + limit)) }
     }
 
-    /// End of a pump round: true when frames have waited `limit` for a socket that took none.
+    /// End of a pump round: the stalled exit when frames have waited `limit` for a socket
+    /// that took none.
     pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,
         wrote: bool,
         pending: bool,
         limit: std::time::Duration,
-    ) -> bool {
+    ) -> Option<Exit> {
         if !pending {
             self.waiting = false;
-            return false;
+            return None;
         }
         if wrote || !self.waiting {
             self.since = Instant::now();
@@ -87,7 +96,7 @@ impl Stall {
         if self.timer.deadline() != deadline {
             self.timer.as_mut().reset(deadline);
         }
-        self.timer.as_mut().poll(cx).is_ready()
+        self.timer.as_mut().poll(cx).is_ready().then_some(Exit::Disconnected(Disconnect::Stalled))
     }
 }
 
@@ -140,17 +149,12 @@ impl Side for ServerSide<'_> {
     }
 
     fn lost(&mut self, error: Option<Error>) -> Event {
-        match error {
-            Some(Error::NotBinary) => Event::Exit(Exit::Disconnected(Disconnect::NotBinary)),
-            _ => Event::Exit(Exit::Closed),
-        }
+        Event::Exit(Exit::lost(error))
     }
 
     fn poll_end(&mut self, cx: &mut Context<'_>, wrote: bool, unflushed: bool) -> Option<Event> {
         let pending = unflushed || self.inbox.queued() > 0;
-        self.stall
-            .poll(cx, wrote, pending, self.relay.limits.stall)
-            .then_some(Event::Exit(Exit::Disconnected(Disconnect::Stalled)))
+        self.stall.poll(cx, wrote, pending, self.relay.limits.stall).map(Event::Exit)
     }
 }
 

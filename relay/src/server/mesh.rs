@@ -98,17 +98,12 @@ impl Side for LinkSide<'_> {
     }
 
     fn lost(&mut self, error: Option<Error>) -> Event {
-        match error {
-            Some(Error::NotBinary) => Event::Exit(Exit::Disconnected(Disconnect::NotBinary)),
-            _ => Event::Exit(Exit::Closed),
-        }
+        Event::Exit(Exit::lost(error))
     }
 
     fn poll_end(&mut self, cx: &mut Context<'_>, wrote: bool, unflushed: bool) -> Option<Event> {
         let pending = unflushed || self.inbox.queued() > 0;
-        self.stall
-            .poll(cx, wrote, pending, self.relay.limits.stall)
-            .then_some(Event::Exit(Exit::Disconnected(Disconnect::Stalled)))
+        self.stall.poll(cx, wrote, pending, self.relay.limits.stall).map(Event::Exit)
     }
 }
 
