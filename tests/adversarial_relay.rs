@@ -322,7 +322,10 @@ async fn readers_that_stall_are_cut_and_memory_stays_bounded() {
     let payload = Bytes::from(vec![0xa5u8; 60_000]);
     let mut peak = before;
     let mut sent = 0usize;
-    // Flood every route until the relay has cut every staller (at most 4 GiB, a guard).
+    // Flood every route until the relay has cut every staller. The guard is time, not bytes:
+    // on loopback the relay drops what the stallers cannot take at gigabytes a second, so
+    // any byte budget could run out before the 2 s stall limit is reached.
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
     'flood: for round in 0.. {
         for route in &routes {
             if let Err(e) = flooder.send_raw(Frame::Data { route: *route, payload: payload.clone() }.encode()).await {
@@ -337,8 +340,7 @@ async fn readers_that_stall_are_cut_and_memory_stays_bounded() {
                 break 'flood;
             }
         }
-        if sent >= 4 << 30 {
-            // Seen once in ~10 runs (2026-12-03, not reproduced since): say what the relay saw.
+        if std::time::Instant::now() > give_up {
             panic!("stalled readers were never cut; relay metrics: {:?}", metrics(&url).await);
         }
     }
