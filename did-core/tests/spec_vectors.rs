@@ -199,3 +199,32 @@ fn did_peer_2_creation_matches_spec_encoding() {
     let endpoints: Vec<_> = doc.didcomm_endpoints().cloned().collect();
     assert_eq!(peer::create(&signing, &agreement, &endpoints).unwrap().as_str(), ex["did"].as_str().unwrap());
 }
+
+fn hex32(v: &Value) -> [u8; 32] {
+    let s = v.as_str().unwrap();
+    let bytes: Vec<u8> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    bytes.try_into().unwrap()
+}
+
+/// RFC 7748 §5.2 and §6.1 through `SecretKey` (AWS-LC), with curve25519-dalek as a second
+/// opinion on the same inputs.
+#[test]
+fn x25519_rfc7748_vectors() {
+    use did_core::KeyKind;
+    let v = vectors("x25519/rfc7748.json");
+    for case in v["functions"].as_array().unwrap() {
+        let (scalar, u, output) = (hex32(&case["scalar"]), hex32(&case["u"]), hex32(&case["output"]));
+        let sk = SecretKey::from_bytes(KeyKind::X25519, &scalar).unwrap();
+        let pk = PublicKey::from_bytes(KeyKind::X25519, &u).unwrap();
+        assert_eq!(*sk.ecdh(&pk).unwrap(), output);
+        assert_eq!(x25519_dalek::x25519(scalar, u), output);
+    }
+    let dh = &v["diffie_hellman"];
+    let alice = SecretKey::from_bytes(KeyKind::X25519, &hex32(&dh["alice_private"])).unwrap();
+    let bob = SecretKey::from_bytes(KeyKind::X25519, &hex32(&dh["bob_private"])).unwrap();
+    assert_eq!(alice.public_key().to_bytes(), hex32(&dh["alice_public"]));
+    assert_eq!(bob.public_key().to_bytes(), hex32(&dh["bob_public"]));
+    assert_eq!(*alice.ecdh(&bob.public_key()).unwrap(), hex32(&dh["shared"]));
+    assert_eq!(*bob.ecdh(&alice.public_key()).unwrap(), hex32(&dh["shared"]));
+    assert_eq!(&alice.to_bytes()[..], &hex32(&dh["alice_private"]), "the bytes come back unclamped");
+}

@@ -100,9 +100,10 @@ async fn failures_read_the_same_and_are_remembered() {
     let mut seen = Vec::new();
     for port in [notfound, garbage, other_id, huge, closed] {
         let did = format!("did:web:127.0.0.1%3A{port}:x");
-        let e = resolve_err(&r, &did).await;
+        // Without the DID: its random port may contain "404".
+        let e = resolve_err(&r, &did).await.replace(&did, "DID");
         assert!(!e.contains("hunter2") && !e.contains("evil") && !e.contains("404"), "{e}");
-        seen.push(e.replace(&did, "DID"));
+        seen.push(e);
     }
     assert!(seen.iter().all(|e| *e == seen[0]), "{seen:#?}");
     assert_eq!(seen[0], format!("cannot resolve DID: {}", super::super::UNREACHABLE));

@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+mod x25519;
+pub use x25519::X25519Secret;
+
 /// The key types didmpc understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyKind {
@@ -221,8 +224,8 @@ impl fmt::Debug for PublicKey {
 pub enum SecretKey {
     /// Ed25519 signing key.
     Ed25519(ed25519_dalek::SigningKey),
-    /// X25519 static secret.
-    X25519(x25519_dalek::StaticSecret),
+    /// X25519 static secret (agreement by AWS-LC, see [`X25519Secret`]).
+    X25519(X25519Secret),
     /// P-256 secret scalar.
     P256(p256::SecretKey),
     /// P-384 secret scalar.
@@ -238,7 +241,7 @@ impl SecretKey {
     pub fn generate(kind: KeyKind) -> SecretKey {
         match kind {
             KeyKind::Ed25519 => SecretKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut OsRng)),
-            KeyKind::X25519 => SecretKey::X25519(x25519_dalek::StaticSecret::random_from_rng(OsRng)),
+            KeyKind::X25519 => SecretKey::X25519(X25519Secret::random()),
             KeyKind::P256 => SecretKey::P256(p256::SecretKey::random(&mut OsRng)),
             KeyKind::P384 => SecretKey::P384(p384::SecretKey::random(&mut OsRng)),
             KeyKind::P521 => SecretKey::P521(p521::SecretKey::random(&mut OsRng)),
@@ -257,7 +260,7 @@ impl SecretKey {
             }
             KeyKind::X25519 => {
                 let arr: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.try_into().map_err(|_| bad())?);
-                SecretKey::X25519(x25519_dalek::StaticSecret::from(*arr))
+                SecretKey::X25519(X25519Secret::from_bytes(&arr)?)
             }
             KeyKind::P256 => SecretKey::P256(p256::SecretKey::from_slice(bytes).map_err(|_| bad())?),
             KeyKind::P384 => SecretKey::P384(p384::SecretKey::from_slice(bytes).map_err(|_| bad())?),
@@ -294,7 +297,7 @@ impl SecretKey {
     pub fn public_key(&self) -> PublicKey {
         match self {
             SecretKey::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
-            SecretKey::X25519(k) => PublicKey::X25519(x25519_dalek::PublicKey::from(k)),
+            SecretKey::X25519(k) => PublicKey::X25519(k.public_key()),
             SecretKey::P256(k) => PublicKey::P256(k.public_key()),
             SecretKey::P384(k) => PublicKey::P384(k.public_key()),
             SecretKey::P521(k) => PublicKey::P521(k.public_key()),
@@ -312,7 +315,7 @@ impl SecretKey {
                 s[0] &= 248;
                 s[31] &= 127;
                 s[31] |= 64;
-                Ok(SecretKey::X25519(x25519_dalek::StaticSecret::from(*s)))
+                Ok(SecretKey::X25519(X25519Secret::from_bytes(&s)?))
             }
             _ => Err(Error::key("only Ed25519 keys convert to X25519")),
         }
@@ -321,13 +324,7 @@ impl SecretKey {
     /// ECDH with a public key of the same curve. Rejects low-order X25519 points.
     pub fn ecdh(&self, public: &PublicKey) -> Result<Zeroizing<Vec<u8>>> {
         let z = match (self, public) {
-            (SecretKey::X25519(s), PublicKey::X25519(p)) => {
-                let shared = s.diffie_hellman(p);
-                if !shared.was_contributory() {
-                    return Err(Error::key("X25519 public key has low order"));
-                }
-                shared.as_bytes().to_vec()
-            }
+            (SecretKey::X25519(s), PublicKey::X25519(p)) => s.diffie_hellman(p)?.to_vec(),
             (SecretKey::P256(s), PublicKey::P256(p)) => {
                 p256::ecdh::diffie_hellman(s.to_nonzero_scalar(), p.as_affine()).raw_secret_bytes().to_vec()
             }
@@ -419,67 +416,4 @@ fn read_varint(b: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varint_roundtrip() {
-        for v in [0u64, 0x7f, 0xed, 0xec, 0x1200, 0x1302, u32::MAX as u64] {
-            let mut buf = Vec::new();
-            write_varint(v, &mut buf);
-            assert_eq!(read_varint(&buf), Some((v, &[][..])));
-        }
-        let mut buf = Vec::new();
-        write_varint(0xed, &mut buf);
-        assert_eq!(buf, [0xed, 0x01]);
-    }
-
-    #[test]
-    fn multibase_roundtrip_all_kinds() {
-        for kind in [KeyKind::Ed25519, KeyKind::X25519, KeyKind::P256, KeyKind::P384, KeyKind::P521, KeyKind::Secp256k1]
-        {
-            let pk = SecretKey::generate(kind).public_key();
-            assert_eq!(PublicKey::from_multibase(&pk.to_multibase()).unwrap(), pk);
-        }
-        let ed = SecretKey::generate(KeyKind::Ed25519).public_key().to_multibase();
-        assert!(ed.starts_with("z6Mk"));
-        let x = SecretKey::generate(KeyKind::X25519).public_key().to_multibase();
-        assert!(x.starts_with("z6LS"));
-    }
-
-    #[test]
-    fn converted_keys_agree() {
-        let ed = SecretKey::generate(KeyKind::Ed25519);
-        let x_secret = ed.ed25519_to_x25519().unwrap();
-        let x_public = ed.public_key().ed25519_to_x25519().unwrap();
-        assert_eq!(x_secret.public_key(), x_public);
-        let other = SecretKey::generate(KeyKind::X25519);
-        assert_eq!(*x_secret.ecdh(&other.public_key()).unwrap(), *other.ecdh(&x_public).unwrap());
-    }
-
-    #[test]
-    fn sign_verify() {
-        for kind in [KeyKind::Ed25519, KeyKind::P256, KeyKind::P384, KeyKind::P521, KeyKind::Secp256k1] {
-            let sk = SecretKey::generate(kind);
-            let alg = sk.jws_alg().unwrap();
-            let sig = sk.sign(b"hello").unwrap();
-            assert!(sk.public_key().verify(alg, b"hello", &sig).unwrap());
-            assert!(!sk.public_key().verify(alg, b"hellO", &sig).unwrap());
-        }
-    }
-
-    #[test]
-    fn low_order_x25519_rejected() {
-        let sk = SecretKey::generate(KeyKind::X25519);
-        let zero = PublicKey::from_bytes(KeyKind::X25519, &[0u8; 32]).unwrap();
-        assert!(sk.ecdh(&zero).is_err());
-    }
-
-    #[test]
-    fn debug_redacts() {
-        let sk = SecretKey::generate(KeyKind::Ed25519);
-        let hex: String = sk.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        let dbg = format!("{sk:?}");
-        assert!(!dbg.contains(&hex) && dbg.contains("redacted"));
-    }
-}
+mod tests;
