@@ -5,6 +5,7 @@
 //! Fails loudly (never skips) when Chromium or chromedriver cannot run.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ impl Driver {
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: Chromium and its helpers join it, and Drop ends them all.
+            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let url = format!("http://127.0.0.1:{port}");
@@ -69,6 +72,9 @@ impl Driver {
             "--disable-background-networking".into(),
             "--disable-component-update".into(),
             "--disable-sync".into(),
+            // No crashpad handler: it would detach into its own session and outlive the test.
+            "--disable-crash-reporter".into(),
+            "--disable-breakpad".into(),
             "--disable-quic".into(),
             "--no-first-run".into(),
             "--window-size=1100,1300".into(),
@@ -93,7 +99,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: chromedriver, and any Chromium a failed test left running.
+        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.wait();
     }
 }
