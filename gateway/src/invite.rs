@@ -54,18 +54,29 @@ pub struct Invitation {
 
 pub use crate::core::host::Progress;
 
+/// A fresh session id: 16 random bytes in base64url that never start with `-`, since the id
+/// is typed as an argument (`didmpc join <id>`), where a leading `-` reads as an option.
+pub fn session_id() -> String {
+    loop {
+        let mut id = [0u8; 16];
+        rand_core::OsRng.fill_bytes(&mut id);
+        let id = did_core::jose::b64e(id);
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 /// Builds and signs the session and makes its invitation links (then
 /// [`send_invitations`]).
 pub async fn create(host: &Agent, s: NewSession) -> Result<Invitation> {
-    let mut id = [0u8; 16];
-    rand_core::OsRng.fill_bytes(&mut id);
     let me = host.file.party.to_string();
     let mut roster = vec![me.clone()];
     roster.extend(s.invitees.iter().map(|d| d.to_string()));
     let created = now();
     let d = Descriptor {
         v: VERSION,
-        id: did_core::jose::b64e(id),
+        id: session_id(),
         host: me.clone(),
         host_route: host.file.route.clone(),
         roster,
@@ -274,4 +285,17 @@ async fn check_proof(
         }
     }
     Ok(identity.map(|i| i.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// One in 64 base64url ids starts with `-`; none of ours may (4,096 draws would meet ~64).
+    #[test]
+    fn session_ids_never_start_with_a_hyphen() {
+        for _ in 0..4096 {
+            let id = super::session_id();
+            assert_eq!(id.len(), 22);
+            assert!(!id.starts_with('-'), "{id}");
+        }
+    }
 }

@@ -382,8 +382,10 @@ pub(super) async fn sessions(home_flag: Option<&Path>) -> Result<()> {
     }
     for s in saved {
         let d = &s.descriptor;
+        // Another host's id may start with `-`: after `--` it is not read as an option.
+        let dashes = if d.id.starts_with('-') { "-- " } else { "" };
         println!(
-            "{}  from {}  {} parties  {}  (join: didmpc join {})",
+            "{}  from {}  {} parties  {}  (join: didmpc join {dashes}{})",
             d.id,
             short(&d.host),
             d.roster.len(),
