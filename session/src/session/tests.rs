@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::handshake::{respond, Initiator, Params};
+use crate::stream::Read;
 use proptest::prelude::*;
 
 pub(crate) fn keys_pair() -> (Keys, Keys) {
