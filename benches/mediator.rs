@@ -61,7 +61,7 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\ndb = \"{}\"\n[limits]\nmax_connections = 30000\nmax_connections_per_ip = 30000\nrequests_per_second_per_ip = 1000000\nrequest_burst_per_ip = 1000000\nmax_queue_messages = 1000000\nmax_queue_bytes = 10000000000\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\ndb = \"{}\"\n[limits]\nmax_connections = 30000\nmax_connections_per_ip = 30000\nrequests_per_second_per_ip = 1000000\nrequest_burst_per_ip = 1000000\nmax_queue_messages = 1000000\nmax_queue_bytes = 10000000000\nmax_queue_messages_per_source = 1000000\nmax_queue_bytes_per_source = 10000000000\n",
             dir.join("mediator.db").display()
         ),
     )
@@ -93,7 +93,10 @@ async fn main() {
     let t = Instant::now();
     let mut packers = Vec::new();
     for w in 0..2 {
-        let (id, r, to) = (alice_id.clone(), resolver.clone(), bob.file.party.to_string());
+        // Bob's routed DID: its service is this mediator, so each message is a Routing 2.0
+        // forward anoncrypted to the mediator (his party did:key has no endpoint).
+        let to = bob.file.routed.as_ref().expect("a routed DID").to_string();
+        let (id, r) = (alice_id.clone(), resolver.clone());
         packers.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for i in (w..forwards).step_by(2) {
@@ -161,6 +164,8 @@ async fn main() {
         if metric(&url, "didmpc_mediator_forwards_queued_total").await - before >= forwards as u64 {
             break;
         }
+        let refused = metric(&url, "didmpc_mediator_forwards_refused_total").await;
+        assert_eq!(refused, 0, "the mediator refused {refused} forwards (see its /metrics for the reason)");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let accept_secs = t.elapsed().as_secs_f64();

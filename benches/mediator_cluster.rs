@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench mediator_cluster` (env: FORWARDS=10000, IDLE_CONNECTIONS=2000,
 //! SETUPS=sqlite,redis1,redis2,redis3). Needs redis-server and haproxy
-//! (`scripts/setup-system.sh --cluster`).
+//! (`scripts/setup-system.sh --cluster`). With `COMPARE_BIN=/path/to/another/didmpc` (say, a
+//! build of an earlier commit), every setup also runs on that binary, right after the same
+//! setup on this build, as `<setup>@other`: a before/after in one run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -90,7 +92,7 @@ struct Setup {
     url: String,
 }
 
-fn start(name: &str, n: usize, redis: bool, dir: &Path) -> Setup {
+fn start(name: &str, bin: &Path, n: usize, redis: bool, dir: &Path) -> Setup {
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let mut procs = Vec::new();
@@ -127,7 +129,7 @@ fn start(name: &str, n: usize, redis: bool, dir: &Path) -> Setup {
             ),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_didmpc"))
+        let child = Command::new(bin)
             .args(["mediator", "serve", "--config"])
             .arg(&config)
             .stdout(Stdio::null())
@@ -349,19 +351,28 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("didmpc-cluster-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut rows = Vec::new();
-    for name in setups.split(',') {
-        let (n, redis) = match name {
+    let mut bins = vec![("", PathBuf::from(env!("CARGO_BIN_EXE_didmpc")))];
+    if let Some(other) = std::env::var_os("COMPARE_BIN") {
+        let other = PathBuf::from(other);
+        assert!(other.is_file(), "COMPARE_BIN={} is not a file", other.display());
+        bins.push(("@other", other));
+    }
+    for setup in setups.split(',') {
+        let (n, redis) = match setup {
             "sqlite" => (1, false),
             "redis1" => (1, true),
             "redis2" => (2, true),
             "redis3" => (3, true),
             other => panic!("unknown setup {other}"),
         };
-        let s = start(name, n, redis, &dir);
-        let row = run(&s, &dir, forwards, idle, tck).await;
-        eprintln!("{name}: {:.0} forwards/s, {:.0} live/s", row.accepted_per_s, row.live_per_s);
-        rows.push(row);
-        drop(s);
+        for (suffix, bin) in &bins {
+            let name = format!("{setup}{suffix}");
+            let s = start(&name, bin, n, redis, &dir);
+            let row = run(&s, &dir, forwards, idle, tck).await;
+            eprintln!("{name}: {:.0} forwards/s, {:.0} live/s", row.accepted_per_s, row.live_per_s);
+            rows.push(row);
+            drop(s);
+        }
     }
     let base = rows.iter().find(|r| r.name == "sqlite").map(|r| r.accepted_per_s);
     println!("| setup | forwards accepted/s | live deliveries/s (pushed of sent) | CPU per forward (all processes) | vs SQLite | idle live WebSockets per instance (open, RSS growth) |");
