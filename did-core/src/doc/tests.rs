@@ -1,4 +1,5 @@
 use super::*;
+use crate::keys::KeyKind;
 
 #[test]
 fn accepts_every_vm_and_service_shape() {
