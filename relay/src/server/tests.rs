@@ -5,7 +5,7 @@ use futures_util::{SinkExt, StreamExt};
 use super::outbox::Inbox;
 use super::*;
 use crate::auth::{self, SlotSecret};
-use crate::proto::{data_frame, Frame};
+use crate::proto::{data_frame, Frame, JoinStatus};
 use crate::pump::testing::{pair, MemSocket};
 
 const OWNER: &str = "did:example:owner";
