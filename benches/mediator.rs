@@ -7,14 +7,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/forwards.rs"]
+mod forwards;
+
 use did_core::didcomm::vocab::{DeliveryRequest, LiveDeliveryChange, MessagesReceived};
 use did_core::didcomm::Message as Msg;
 use did_core::didcomm::{self, Message, PackOptions};
 use did_core::{Keystore, Resolver};
-use futures_util::{SinkExt, StreamExt};
+use forwards::metric;
 use gateway::Agent;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message as Frame;
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -26,15 +28,6 @@ fn rss_kib(pid: u32) -> u64 {
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-async fn metric(url: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
@@ -136,38 +129,7 @@ async fn main() {
     // Blast them over 8 WebSockets; done when the mediator has queued them all.
     let before = metric(&url, "didmpc_mediator_forwards_queued_total").await;
     let t = Instant::now();
-    let chunks: Vec<Vec<String>> = packed.chunks(packed.len().div_ceil(8)).map(<[String]>::to_vec).collect();
-    let mut senders = Vec::new();
-    for chunk in chunks {
-        let ws_url = ws_url.clone();
-        senders.push(tokio::spawn(async move {
-            let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
-            let (mut sink, mut stream) = ws.split();
-            let reader = tokio::spawn(async move {
-                while let Some(Ok(f)) = stream.next().await {
-                    if let Frame::Text(t) = f {
-                        panic!("mediator refused a forward: {t}");
-                    }
-                }
-            });
-            for m in chunk {
-                sink.send(Frame::Text(m.into())).await.unwrap();
-            }
-            (sink, reader)
-        }));
-    }
-    let mut keep = Vec::new();
-    for s in senders {
-        keep.push(s.await.unwrap());
-    }
-    loop {
-        if metric(&url, "didmpc_mediator_forwards_queued_total").await - before >= forwards as u64 {
-            break;
-        }
-        let refused = metric(&url, "didmpc_mediator_forwards_refused_total").await;
-        assert_eq!(refused, 0, "the mediator refused {refused} forwards (see its /metrics for the reason)");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let keep = forwards::blast(&ws_url, &packed, std::slice::from_ref(&url), before).await;
     let accept_secs = t.elapsed().as_secs_f64();
     drop(keep);
 

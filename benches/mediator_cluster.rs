@@ -15,14 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/forwards.rs"]
+mod forwards;
+
 use did_core::didcomm::vocab::LiveDeliveryChange;
 use did_core::didcomm::Message as Msg;
 use did_core::didcomm::{self, Message, PackOptions};
 use did_core::{Keystore, Resolver};
-use futures_util::{SinkExt, StreamExt};
+use forwards::metric;
 use gateway::Agent;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message as Frame;
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -55,15 +57,6 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn clock_ticks_per_sec() -> f64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().ok();
     out.and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
-}
-
-async fn metric(url: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 struct Proc(Child);
@@ -251,44 +244,11 @@ async fn run(s: &Setup, dir: &Path, forwards: usize, idle: usize, tck: f64) -> R
     });
 
     // Blast over 8 WebSockets (through the balancer: spread over the instances).
-    let queued = || async {
-        let mut n = 0;
-        for u in &s.instances {
-            n += metric(u, "didmpc_mediator_forwards_queued_total").await;
-        }
-        n
-    };
     let pids: Vec<u32> = s.procs.iter().map(|p| p.0.id()).collect();
     let cpu0: u64 = pids.iter().map(|&p| cpu_ticks(p)).sum();
-    let before = queued().await;
+    let before = forwards::total(&s.instances, "didmpc_mediator_forwards_queued_total").await;
     let t = Instant::now();
-    let chunks: Vec<Vec<String>> = packed.chunks(packed.len().div_ceil(8)).map(<[String]>::to_vec).collect();
-    let mut senders = Vec::new();
-    for chunk in chunks {
-        let ws_url = ws_url.clone();
-        senders.push(tokio::spawn(async move {
-            let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
-            let (mut sink, mut stream) = ws.split();
-            let reader = tokio::spawn(async move {
-                while let Some(Ok(f)) = stream.next().await {
-                    if let Frame::Text(t) = f {
-                        panic!("mediator refused a forward: {t}");
-                    }
-                }
-            });
-            for m in chunk {
-                sink.send(Frame::Text(m.into())).await.unwrap();
-            }
-            (sink, reader)
-        }));
-    }
-    let mut keep = Vec::new();
-    for x in senders {
-        keep.push(x.await.unwrap());
-    }
-    while queued().await - before < forwards as u64 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let keep = forwards::blast(&ws_url, &packed, &s.instances, before).await;
     let accept_secs = t.elapsed().as_secs_f64();
     // Pushes are best effort (a message a slow live socket cannot take stays queued for
     // pickup): wait for all of them, or until none came for 5 s.
