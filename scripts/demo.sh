@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 scripts/setup-system.sh --demo
 if [ -z "${DIDMPC_BIN:-}" ]; then
   cargo build --release --locked --quiet
-  DIDMPC_BIN="$PWD/target/release/didmpc"
+  # Where cargo put it: CARGO_TARGET_DIR or a cargo config may move the target directory.
+  target="$(cargo metadata --format-version 1 --no-deps --locked \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+  DIDMPC_BIN="$target/release/didmpc"
 fi
 cd "$here"  # the demo needs nothing from the source tree
 exec "$DIDMPC_BIN" demo "$@"
